@@ -1,0 +1,39 @@
+# keyops: two commands for a new user.
+#   make demo   set up .venv, then show the whole workflow on the embedded dev stack
+#   make test   set up .venv, then run the whole test suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.keyops-installed
+STACK  ?= dev
+# The dev stack's committed TEST-ONLY identity; the demo and tests use it, nothing else should.
+DEV_KEY := $(CURDIR)/keys/dev-TEST-ONLY.agekey
+
+.PHONY: install demo test lint typecheck bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	@SOPS_AGE_KEY_FILE=$(DEV_KEY) PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n auto -p no:cacheprovider $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/mypy
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	@SOPS_AGE_KEY_FILE=$(DEV_KEY) $(BIN)/python bench/run.py $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

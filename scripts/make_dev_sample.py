@@ -1,0 +1,37 @@
+"""Regenerate the committed dev stack (fake data) under credentials/dev/.
+
+Every value is freshly random; the files are encrypted with the real sops binary to the
+recipients of the dev creation rule in .sops.yaml. Run from the repository root:
+
+    .venv/bin/python scripts/make_dev_sample.py
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from pathlib import Path
+
+from keyops import sample
+from keyops.sops import Sops
+
+
+def main() -> int:
+    root = Path.cwd()
+    if not (root / ".sops.yaml").is_file():
+        print("error: run from the repository root (no .sops.yaml here).", file=sys.stderr)
+        return 2
+    sops = Sops(root)
+    target = root / "credentials" / "dev"
+    target.mkdir(parents=True, exist_ok=True)
+    for name, document in sample.dev_stack(dt.date(2026, 11, 27)).items():
+        hint = sample.STACK_SCHEMA_HINT if name == "_stack" else sample.CREDENTIAL_SCHEMA_HINT
+        rel = f"credentials/dev/{name}.yaml"
+        encrypted = sops.encrypt(sample.dump_yaml(document, hint), rel)
+        (root / rel).write_bytes(encrypted)
+        print(f"wrote {rel}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

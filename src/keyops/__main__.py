@@ -1,0 +1,3 @@
+from keyops.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,76 @@
+"""``keyops validate``: is the credential repository readable, well-formed and safely encrypted?"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from keyops import loader, repo, reporters
+from keyops.errors import EXIT_FINDINGS, EXIT_OK, InputError
+from keyops.findings import has_errors
+from keyops.progress import Progress
+from keyops.sops import Sops, timeout_from_env
+from keyops.sources import CREDENTIALS_DIR, WorktreeSource
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "validate",
+        help="validate credential files: YAML, encryption, recipients, JSON Schema",
+        description=(
+            "Validate credential files and report every finding. Checks that need no key run "
+            "first (encryption, sops metadata and MAC, recipients against .sops.yaml, strict "
+            "YAML); then each file is decrypted in memory and checked against the JSON Schema."
+        ),
+    )
+    parser.add_argument(
+        "paths", nargs="*", metavar="PATH", help="files or directories (default: all)"
+    )
+    parser.add_argument(
+        "--stack", action="append", metavar="S", help="only this stack (repeatable)"
+    )
+    parser.add_argument(
+        "--no-decrypt",
+        action="store_true",
+        help="run only the checks that need no decryption key",
+    )
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    return parser
+
+
+def validate(args: argparse.Namespace) -> int:
+    root = repo.find_root(args.repo)
+    source = WorktreeSource(root)
+    paths = [repo.relative_arg(root, raw) for raw in args.paths]
+    for rel in paths:
+        if rel != CREDENTIALS_DIR and not rel.startswith(CREDENTIALS_DIR + "/"):
+            raise InputError(
+                f"{rel} is not under {CREDENTIALS_DIR}/", "Name credential files or directories."
+            )
+    known = loader.list_stacks(source)
+    for stack in args.stack or []:
+        if stack not in known:
+            raise InputError(
+                f"stack {stack!r} does not exist (no {CREDENTIALS_DIR}/{stack}/ directory)",
+                f"Known stacks: {', '.join(known) or 'none'}.",
+            )
+    progress = Progress()
+    try:
+        result = loader.load(
+            root,
+            source,
+            stacks=args.stack,
+            paths=paths or None,
+            decrypt=not args.no_decrypt,
+            sops=None if args.no_decrypt else Sops(root, timeout=timeout_from_env()),
+            progress=progress,
+        )
+    finally:
+        progress.close()
+    if args.format == "json":
+        sys.stdout.write(reporters.render_json(result.findings, result.file_count))
+    else:
+        what = "checked without decryption" if args.no_decrypt else "validated"
+        sys.stdout.write(reporters.render_text(result.findings, result.file_count, what=what))
+    return EXIT_FINDINGS if has_errors(result.findings) else EXIT_OK

