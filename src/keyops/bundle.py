@@ -1,0 +1,550 @@
+"""The signed bundle: everything the key-serving endpoint needs, and nothing it must not hold.
+
+A bundle is a directory with two files:
+
+- ``bundle.jws`` — a compact JWS (ES256, ``typ: keyops-bundle+jws``) signed by the stack's active
+  signing key over the bundle JSON. This one file is the whole bundle, so replacing it with
+  ``os.replace`` is atomic: a reader sees the old bundle or the new one, never half of either.
+- ``jwks.json`` — the stack's public signing keys (a convenience copy for pinning in app builds).
+
+The bundle JSON holds, per *served* client: one ready-made payload JWS per servable credential
+(the ``active`` one and every ``pending`` one with a ``rollout_percent``), signed at build time
+with the payload of DESIGN.md section 6; the ``min_app_version`` and rollout rules; the ids of all
+the client's credentials (labels for adoption metrics); and the client's ``app_auth`` HMAC keys,
+which the endpoint needs to verify app tokens. It never holds a Pusher ``secret``, the
+``encryption_master_key`` or a private signing key: the endpoint can choose among signed payloads
+but cannot forge one.
+
+``bundle_version`` never goes backwards for a stack: it is the larger of
+
+- the number of git commits touching ``credentials/<stack>/`` (plus one when the working tree
+  has uncommitted changes there), so builds of later commits on a fresh CI runner rank higher;
+- one more than the version of the bundle already in the output directory (the recorded
+  counter), so rebuilding in place always moves forward.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from joserfc import jws
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey
+
+from keyops.errors import InputError, KeyopsError, PolicyRefused, RepositoryError
+
+if TYPE_CHECKING:
+    from keyops.findings import Finding
+    from keyops.loader import LoadResult
+    from keyops.settings import Settings
+    from keyops.sops import Sops
+
+FORMAT = "keyops-bundle/1"
+BUNDLE_FILE = "bundle.jws"
+JWKS_FILE = "jwks.json"
+BUNDLE_TYP = "keyops-bundle+jws"
+#: Seconds a client may keep a served key before asking again (section 6 ``refresh_after``).
+REFRESH_AFTER = 3600
+DEFAULT_TTL_DAYS = 30
+#: A bundle file larger than this is refused before parsing (a real one is a few KiB).
+MAX_BUNDLE_BYTES = 16 * 1024 * 1024
+_PAYLOAD_KEYS = (
+    "stack",
+    "client",
+    "credential_id",
+    "key",
+    "cluster",
+    "bundle_version",
+    "iat",
+    "exp",
+    "refresh_after",
+)
+
+
+class BundleError(KeyopsError):
+    """A bundle that cannot be used: missing, unreadable, tampered or malformed (exit 2)."""
+
+
+class BundleExpired(BundleError):
+    """A bundle whose ``exp`` has passed: rebuild it."""
+
+
+def b64url_to_bytes(text: str) -> bytes:
+    """Decode base64url with or without padding (app_auth secrets are stored unpadded)."""
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("not base64url") from exc
+
+
+@dataclass(frozen=True)
+class ServedCredential:
+    """One signed payload the endpoint may hand out, with the rules for whom."""
+
+    id: str
+    state: str  # active | pending
+    jws: str = field(repr=False)
+    min_app_version: str | None = None
+    rollout_percent: int | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "credential_id": self.id,
+            "state": self.state,
+            "min_app_version": self.min_app_version,
+            "rollout_percent": self.rollout_percent,
+            "jws": self.jws,
+        }
+
+
+@dataclass(frozen=True)
+class ServedClient:
+    client: str
+    #: app_auth kid -> HMAC key bytes (decoded from base64url); verification only.
+    auth_keys: Mapping[str, bytes] = field(repr=False)
+    #: Servable credentials in file order (newest first).
+    credentials: tuple[ServedCredential, ...]
+    #: Every credential id of the client, any state: the allowed ``held`` metric labels.
+    credential_ids: tuple[str, ...]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "app_auth": [
+                {"kid": kid, "secret": base64.urlsafe_b64encode(key).rstrip(b"=").decode()}
+                for kid, key in self.auth_keys.items()
+            ],
+            "credential_ids": list(self.credential_ids),
+            "serve": [c.as_json() for c in self.credentials],
+        }
+
+
+@dataclass(frozen=True)
+class Bundle:
+    stack: str
+    bundle_version: int
+    iat: int
+    exp: int
+    signing_kid: str
+    clients: Mapping[str, ServedClient]
+    jwks_doc: Mapping[str, Any]
+    #: The signed compact JWS exactly as written to ``bundle.jws``.
+    raw: bytes = field(repr=False)
+
+    def jwks(self) -> dict[str, Any]:
+        """The stack's public signing keys, as pinned by apps."""
+        copy: dict[str, Any] = json.loads(json.dumps(self.jwks_doc))  # callers may edit it
+        return copy
+
+    def expired(self, now: float | None = None) -> bool:
+        return (time.time() if now is None else now) >= self.exp
+
+    # -- writing -------------------------------------------------------------------------
+    def write(self, out_dir: Path) -> Path:
+        """Write atomically, then read back and verify. Returns the ``bundle.jws`` path."""
+        out_dir = Path(out_dir)
+        if out_dir.exists() and not out_dir.is_dir():
+            raise InputError(f"{out_dir} exists and is not a directory", "Choose another --out.")
+        jwks_bytes = (json.dumps(self.jwks_doc, indent=2, sort_keys=True) + "\n").encode()
+        files = ((JWKS_FILE, jwks_bytes, 0o644), (BUNDLE_FILE, self.raw, 0o600))
+        try:
+            if out_dir.is_dir():
+                # bundle.jws last: it is the whole bundle, jwks.json only a copy.
+                for name, data, mode in files:
+                    _replace_file(out_dir / name, data, mode)
+                _fsync_dir(out_dir)
+            else:
+                out_dir.parent.mkdir(parents=True, exist_ok=True)
+                staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+                try:
+                    for name, data, mode in files:
+                        _write_new(staging / name, data, mode)
+                    _fsync_dir(staging)
+                    staging.rename(out_dir)
+                except BaseException:
+                    shutil.rmtree(staging, ignore_errors=True)
+                    raise
+                _fsync_dir(out_dir.parent)
+        except OSError as exc:
+            raise InputError(
+                f"cannot write the bundle to {out_dir}: {exc.strerror or exc}",
+                "Check the directory's permissions and free space.",
+            ) from None
+        written = Bundle.load(out_dir, now=self.iat, jwks=self.jwks_doc)
+        if written.raw != self.raw:
+            raise BundleError(
+                f"the bundle read back from {out_dir} differs from the one written",
+                "Check the disk; nothing else should write to the output directory.",
+            )
+        return out_dir / BUNDLE_FILE
+
+    # -- reading -------------------------------------------------------------------------
+    @classmethod
+    def load(
+        cls,
+        path: Path,
+        *,
+        now: float | dt.datetime | None = None,
+        jwks: Mapping[str, Any] | None = None,
+        allow_expired: bool = False,
+    ) -> Bundle:
+        """Read and verify a bundle directory (or its ``bundle.jws``).
+
+        Verified against ``jwks`` when given (a pin), else against the JWKS the bundle carries
+        (which proves integrity, not origin). Raises :class:`BundleError` or
+        :class:`BundleExpired`.
+        """
+        path = Path(path)
+        file = path / BUNDLE_FILE if path.is_dir() else path
+        try:
+            with open(file, "rb") as handle:
+                data = handle.read(MAX_BUNDLE_BYTES + 1)
+        except FileNotFoundError:
+            raise BundleError(
+                f"no bundle at {file}", "Build one: keyops build --stack S --out DIR."
+            ) from None
+        except OSError as exc:
+            raise BundleError(
+                f"cannot read the bundle {file}: {exc.strerror or exc}", "Check its permissions."
+            ) from None
+        return cls.from_bytes(
+            data, label=str(file), now=now, jwks=jwks, allow_expired=allow_expired
+        )
+
+    @classmethod
+    def from_bytes(
+        cls,
+        data: bytes,
+        *,
+        label: str = "bundle",
+        now: float | dt.datetime | None = None,
+        jwks: Mapping[str, Any] | None = None,
+        allow_expired: bool = False,
+    ) -> Bundle:
+        return _verify(data, label, _epoch(now), jwks, allow_expired)
+
+
+# -- verification ------------------------------------------------------------------------------
+
+
+def _epoch(now: float | dt.datetime | None) -> float:
+    if now is None:
+        return time.time()
+    if isinstance(now, dt.datetime):
+        return (now if now.tzinfo else now.replace(tzinfo=dt.UTC)).timestamp()
+    return float(now)
+
+
+def _bad(label: str, problem: str) -> BundleError:
+    return BundleError(
+        f"the bundle {label} is not valid: {problem}",
+        "Rebuild it with keyops build; the last good bundle keeps serving meanwhile.",
+    )
+
+
+def _keys_by_kid(doc: Mapping[str, Any], label: str) -> dict[str, ECKey]:
+    keys = doc.get("keys") if isinstance(doc, Mapping) else None
+    if not isinstance(keys, list):
+        raise _bad(label, "the JWKS has no 'keys' list")
+    out: dict[str, ECKey] = {}
+    for item in keys:
+        if not isinstance(item, dict) or not isinstance(item.get("kid"), str):
+            raise _bad(label, "a JWKS entry has no kid")
+        if item.get("kty") != "EC" or item.get("crv") != "P-256" or "d" in item:
+            raise _bad(label, f"JWKS key {item['kid']!r} is not a public P-256 key")
+        try:
+            out[item["kid"]] = ECKey.import_key(item)
+        except (JoseError, ValueError, TypeError):
+            raise _bad(label, f"JWKS key {item['kid']!r} cannot be imported") from None
+    return out
+
+
+def _verify_es256(token: str | bytes, keys: Mapping[str, ECKey], label: str, what: str) -> bytes:
+    try:
+        data = token if isinstance(token, bytes) else token.encode()
+        header = jws.extract_compact(data).headers()
+    except (JoseError, ValueError, TypeError, UnicodeDecodeError):
+        raise _bad(label, f"{what} is not a compact JWS") from None
+    if header.get("alg") != "ES256":
+        raise _bad(label, f"{what} is not signed with ES256")
+    key = keys.get(header.get("kid"))  # type: ignore[arg-type]
+    if key is None:
+        raise _bad(label, f"{what} is signed by kid {header.get('kid')!r}, which is not pinned")
+    try:
+        verified = jws.deserialize_compact(token, key, algorithms=["ES256"])
+    except (JoseError, ValueError, TypeError):
+        raise _bad(label, f"the signature of {what} does not verify") from None
+    return verified.payload
+
+
+def _verify(
+    data: bytes, label: str, now: float, pinned: Mapping[str, Any] | None, allow_expired: bool
+) -> Bundle:
+    if len(data) > MAX_BUNDLE_BYTES:
+        raise _bad(label, f"it is larger than {MAX_BUNDLE_BYTES} bytes")
+    raw = data.strip()
+    try:
+        unverified = json.loads(jws.extract_compact(raw).payload)
+    except (JoseError, ValueError, TypeError, UnicodeDecodeError):
+        raise _bad(label, "it is not a compact JWS with a JSON payload (truncated?)") from None
+    if not isinstance(unverified, dict):
+        raise _bad(label, "its payload is not a JSON object")
+    embedded = unverified.get("jwks")
+    trusted = _keys_by_kid(pinned if pinned is not None else embedded or {}, label)
+    header = jws.extract_compact(raw).headers()
+    if header.get("typ") != BUNDLE_TYP:
+        raise _bad(label, f"its JWS typ is {header.get('typ')!r}, expected {BUNDLE_TYP!r}")
+    doc = json.loads(_verify_es256(raw, trusted, label, "the bundle"))
+    try:
+        bundle = _parse(doc, raw, label, trusted)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise _bad(label, f"unexpected structure ({type(exc).__name__})") from None
+    if not allow_expired and bundle.expired(now):
+        when = dt.datetime.fromtimestamp(bundle.exp, dt.UTC).isoformat(timespec="seconds")
+        raise BundleExpired(
+            f"the bundle {label} of stack {bundle.stack!r} (version {bundle.bundle_version}) "
+            f"expired at {when}",
+            f"Rebuild it: keyops build --stack {bundle.stack} --out DIR.",
+        )
+    return bundle
+
+
+def _parse(doc: dict[str, Any], raw: bytes, label: str, trusted: Mapping[str, ECKey]) -> Bundle:
+    if doc.get("format") != FORMAT:
+        raise _bad(label, f"format {doc.get('format')!r} is not {FORMAT!r}")
+    stack, version, iat, exp = doc["stack"], doc["bundle_version"], doc["iat"], doc["exp"]
+    if not (isinstance(stack, str) and all(type(v) is int for v in (version, iat, exp))):
+        raise _bad(label, "stack, bundle_version, iat or exp has the wrong type")
+    clients: dict[str, ServedClient] = {}
+    for name, entry in doc["clients"].items():
+        served = []
+        for item in entry["serve"]:
+            what = f"the payload of {item['credential_id']}"
+            payload = json.loads(_verify_es256(item["jws"], trusted, label, what))
+            expected = {"stack": stack, "client": name, "credential_id": item["credential_id"]}
+            expected |= {"bundle_version": version, "iat": iat, "exp": exp}
+            if sorted(payload) != sorted(_PAYLOAD_KEYS) or any(
+                payload[k] != v for k, v in expected.items()
+            ):
+                raise _bad(label, f"the payload of {item['credential_id']} does not match")
+            served.append(
+                ServedCredential(
+                    id=item["credential_id"],
+                    state=item["state"],
+                    jws=item["jws"],
+                    min_app_version=item.get("min_app_version"),
+                    rollout_percent=item.get("rollout_percent"),
+                )
+            )
+        clients[name] = ServedClient(
+            client=name,
+            auth_keys={a["kid"]: b64url_to_bytes(a["secret"]) for a in entry["app_auth"]},
+            credentials=tuple(served),
+            credential_ids=tuple(str(i) for i in entry["credential_ids"]),
+        )
+    jwks_doc = doc["jwks"]
+    return Bundle(
+        stack=stack,
+        bundle_version=version,
+        iat=iat,
+        exp=exp,
+        signing_kid=str(jws.extract_compact(raw).headers()["kid"]),
+        clients=clients,
+        jwks_doc=jwks_doc,
+        raw=raw,
+    )
+
+
+# -- building ----------------------------------------------------------------------------------
+
+
+def build_bundle(
+    root: Path,
+    stack: str,
+    *,
+    now: dt.datetime | None = None,
+    ttl_days: int = DEFAULT_TTL_DAYS,
+    sops: Sops | None = None,
+    floor: int = 0,
+) -> Bundle:
+    """Compile the validated, decrypted stack into a signed bundle.
+
+    ``floor`` is the version of a previous bundle this one must exceed (the recorded counter).
+    Raises :class:`PolicyRefused` listing the findings when validation or the history-free
+    policy rules report errors.
+    """
+    from keyops import loader, settings, signing
+    from keyops.sources import CREDENTIALS_DIR, WorktreeSource
+
+    if ttl_days < 1:
+        raise InputError(f"--ttl-days {ttl_days} is too short", "Use at least 1 day.")
+    moment = now or dt.datetime.now(dt.UTC)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    source = WorktreeSource(root)
+    known = loader.list_stacks(source)
+    if stack not in known:
+        raise RepositoryError(
+            f"stack {stack!r} does not exist (no {CREDENTIALS_DIR}/{stack}/ directory)",
+            f"Known stacks: {', '.join(known) or 'none'}.",
+        )
+    result = loader.load(root, source, stacks=[stack], decrypt=True, sops=sops)
+    findings = _gate_findings(result, moment, settings.load(root))
+    errors = [f for f in findings if f.severity.value == "error"]
+    if errors:
+        listing = "\n".join("  " + f.render() for f in errors)
+        raise PolicyRefused(
+            f"refusing to build stack {stack!r}: {len(errors)} error finding(s)\n{listing}",
+            "Fix them (keyops validate / keyops check) and build again.",
+        )
+    model = result.stacks[stack]
+    if model.stack_file is None:
+        raise RepositoryError(f"stack {stack!r} has no stack file", "Run keyops validate.")
+    key = signing.active_key(model.stack_file)
+    kid = str(key.kid)
+    jwks_doc = signing.public_jwks(model.stack_file)
+    iat = int(moment.timestamp())
+    exp = iat + ttl_days * 86400
+    version = max(_git_version(root, f"{CREDENTIALS_DIR}/{stack}"), floor + 1)
+
+    clients: dict[str, ServedClient] = {}
+    for name, client in sorted(model.clients.items()):
+        if client.delivery != "served":
+            continue
+        served = []
+        for cred in client.credentials:
+            servable = cred.state == "active" or (
+                cred.state == "pending" and cred.rollout_percent is not None
+            )
+            if not servable:
+                continue
+            if cred.key is None:
+                raise RepositoryError(f"{client.path}: {cred.id} is not decrypted", "Check sops.")
+            payload = {
+                "stack": stack,
+                "client": name,
+                "credential_id": cred.id,
+                "key": cred.key,
+                "cluster": client.cluster,
+                "bundle_version": version,
+                "iat": iat,
+                "exp": exp,
+                "refresh_after": REFRESH_AFTER,
+            }
+            token = jws.serialize_compact(
+                {"alg": "ES256", "kid": kid}, _canonical(payload), key, algorithms=["ES256"]
+            )
+            served.append(
+                ServedCredential(
+                    cred.id,
+                    cred.state,
+                    token,
+                    cred.min_app_version,
+                    cred.rollout_percent if cred.state == "pending" else None,
+                )
+            )
+        auth_keys = {}
+        for entry in client.app_auth:
+            if entry.state == "active" and entry.secret is not None:
+                auth_keys[entry.kid] = b64url_to_bytes(entry.secret)
+        clients[name] = ServedClient(
+            client=name,
+            auth_keys=auth_keys,
+            credentials=tuple(served),
+            credential_ids=tuple(c.id for c in client.credentials),
+        )
+    doc = {
+        "format": FORMAT,
+        "stack": stack,
+        "bundle_version": version,
+        "iat": iat,
+        "exp": exp,
+        "refresh_after": REFRESH_AFTER,
+        "jwks": jwks_doc,
+        "clients": {name: c.as_json() for name, c in clients.items()},
+    }
+    raw = jws.serialize_compact(
+        {"alg": "ES256", "kid": kid, "typ": BUNDLE_TYP}, _canonical(doc), key, algorithms=["ES256"]
+    ).encode()
+    return Bundle(stack, version, iat, exp, kid, clients, jwks_doc, raw)
+
+
+def previous_version(out_dir: Path) -> int:
+    """The version of a verifiable bundle already in ``out_dir`` (0 when there is none)."""
+    try:
+        return Bundle.load(out_dir, allow_expired=True).bundle_version
+    except BundleError:
+        return 0
+
+
+def _canonical(doc: Mapping[str, Any]) -> bytes:
+    return json.dumps(doc, separators=(",", ":"), sort_keys=False).encode()
+
+
+def _gate_findings(result: LoadResult, now: dt.datetime, config: Settings) -> list[Finding]:
+    """Loader findings plus the history-free policy rules, when the policy engine is present."""
+    findings = list(result.findings)
+    try:
+        from keyops import policy
+        from keyops.policy.context import Context
+    except ImportError:
+        return findings
+    evaluate = getattr(policy, "evaluate", None)
+    if evaluate is None:
+        return findings
+    extra = evaluate(None, result, Context(now=now.date()), config)
+    seen = set(findings)
+    findings += [f for f in extra if f not in seen]
+    return findings
+
+
+def _git_version(root: Path, pathspec: str) -> int:
+    """Commits touching ``pathspec`` (+1 for uncommitted changes); 0 outside git."""
+
+    def git(*args: str) -> str | None:
+        proc = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
+        return proc.stdout.strip() if proc.returncode == 0 else None
+
+    count = git("rev-list", "--count", "HEAD", "--", pathspec)
+    if count is None or not count.isdigit():
+        return 0
+    dirty = git("status", "--porcelain", "--", pathspec)
+    return int(count) + (1 if dirty else 0)
+
+
+def _write_new(path: Path, data: bytes, mode: int) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _replace_file(path: Path, data: bytes, mode: int) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.unlink(missing_ok=True)
+        _write_new(tmp, data, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,6 @@
+"""The key-serving endpoint (DESIGN.md section 6).
+
+``core`` is the framework-free handler; ``asgi`` (Starlette, for ``keyops serve``) and
+``lambda_handler`` (API Gateway HTTP API payload v2.0) are thin adapters around it. Nothing in
+this package imports pulumi or boto3, so the Lambda cold start stays small.
+"""
