@@ -44,6 +44,8 @@ class FileRecord:
     #: True once static checks passed well enough to try decryption.
     decryptable: bool = False
     schema_ok: bool = False
+    #: True when the file's recipients differ from its creation rule's (already reported).
+    recipients_mismatch: bool = False
 
     @property
     def stem(self) -> str:
@@ -227,6 +229,7 @@ def load(
         _schema_checks(record, report, strict=record.plain is not None)
 
     _cross_file_checks(result, report, stacks)
+    _stack_file_presence(result, report, source.entries())
     _build_models(result)
     result.findings.sort(key=lambda f: (f.path, f.line or 0, f.pointer, f.rule, f.message))
     return result
@@ -304,17 +307,20 @@ def _static_checks(record: FileRecord, config: sopsconfig.SopsConfig, report: _R
                     report.add(
                         record,
                         "encrypted",
-                        f"{key!r} is in clear text in an encrypted file (partially encrypted); "
-                        f"re-encrypt it: sops decrypt -i {record.relpath} && "
-                        f"sops encrypt -i {record.relpath}",
+                        f"{key!r} is in clear text next to sops metadata (a partially encrypted "
+                        f"file): the value is exposed. Restore the file from git (git checkout "
+                        f"-- {record.relpath}), set the value with `sops edit {record.relpath}`, "
+                        "and rotate the credential if the clear value was ever committed",
                         pointer,
                     )
         elif _is_enc(value):
             report.add(
                 record,
                 "encrypted",
-                f"{key or 'this value'!r} is encrypted but is not a secret field; lifecycle "
-                "metadata must stay readable. Encrypt with the encrypted_regex from .sops.yaml",
+                f"{key or 'this value'!r} is encrypted but only "
+                f"{', '.join(sorted(sopsconfig.ENCRYPTED_FIELDS))} may be, so lifecycle metadata "
+                "stays readable in diffs; re-encrypt the file under the .sops.yaml creation rule "
+                f"(encrypted_regex {sopsconfig.ENCRYPTED_REGEX!r})",
                 pointer,
             )
     if not has_meta:
@@ -346,7 +352,8 @@ def _static_checks(record: FileRecord, config: sopsconfig.SopsConfig, report: _R
             f"{sopsconfig.ENCRYPTED_REGEX!r}. Re-encrypt it under the .sops.yaml creation rule",
             "$.sops.encrypted_regex",
         )
-    record.decryptable = _is_enc(meta.get("mac"))
+    # sops would only fail on a clear value with a vaguer message than the one above.
+    record.decryptable = _is_enc(meta.get("mac")) and not clear_secrets
     _recipient_checks(record, meta, config, report)
 
 
@@ -376,6 +383,7 @@ def _recipient_checks(
     rule = rules[0]
     have = set(metadata_recipients(meta).entries)
     want = set(rule.recipients)
+    record.recipients_mismatch = have != want
     for missing in sorted(want - have):
         report.add(
             record,
@@ -403,20 +411,21 @@ def _decrypt_all(
 ) -> None:
     runner = sops or Sops(root)
     items = [(r.relpath, r.raw) for r in todo]
-    outcomes: dict[str, bytes | KeyopsError] = {}
-    # Chunks let a progress display advance; each file is still decrypted exactly once.
-    chunk = max(1, 4 * len(items) // 100) if progress else len(items)
-    for start in range(0, len(items), chunk):
-        outcomes.update(runner.decrypt_many(items[start : start + chunk]))
-        if progress:
-            progress("decrypting", min(start + chunk, len(items)), len(items))
-    missing_key: list[NoDecryptionKey] = []
+    hook = progress
+    outcomes = runner.decrypt_many(
+        items, on_done=(lambda done, total: hook("decrypting", done, total)) if hook else None
+    )
+    missing_key: list[FileRecord] = []
     for record in todo:
         outcome = outcomes[record.relpath]
         if isinstance(outcome, NoDecryptionKey):
-            missing_key.append(outcome)
+            # A file encrypted to the wrong recipients is already reported as such; not
+            # holding *their* key is expected and must not hide the other files' findings.
+            if not record.recipients_mismatch:
+                missing_key.append(record)
         elif isinstance(outcome, SopsFileError):
-            report.add(record, "encrypted", outcome.render().removeprefix("error: "))
+            message = outcome.render().removeprefix("error: ").removeprefix(record.relpath + ": ")
+            report.add(record, "encrypted", message)
         elif isinstance(outcome, KeyopsError):
             raise outcome
         else:
@@ -428,11 +437,7 @@ def _decrypt_all(
             record.plain = plain if isinstance(plain, dict) else None
     if missing_key:
         first = missing_key[0]
-        if len(missing_key) > 1:
-            first = NoDecryptionKey(
-                f"{first.what} (and {len(missing_key) - 1} more file(s) likewise)", first.fix
-            )
-        raise first
+        raise runner.no_key_error(first.relpath, first.raw, more=len(missing_key) - 1)
 
 
 def _schema_checks(record: FileRecord, report: _Reporter, *, strict: bool) -> None:
@@ -447,11 +452,7 @@ def _schema_checks(record: FileRecord, report: _Reporter, *, strict: bool) -> No
 
 def _cross_file_checks(result: LoadResult, report: _Reporter, stacks: Iterable[str] | None) -> None:
     seen_ids: dict[tuple[str, str], tuple[str, str]] = {}
-    stacks_seen: dict[str, bool] = {}
     for record in result.records.values():
-        stacks_seen.setdefault(record.stack, False)
-        if record.kind == "stack":
-            stacks_seen[record.stack] = True
         document = record.content()
         if not document:
             continue
@@ -497,8 +498,13 @@ def _cross_file_checks(result: LoadResult, report: _Reporter, stacks: Iterable[s
                     "authenticate to the endpoint",
                     "$.app_auth",
                 )
-    for stack, has_stack_file in sorted(stacks_seen.items()):
-        if not has_stack_file and stack:
+
+
+def _stack_file_presence(result: LoadResult, report: _Reporter, entries: list[Entry]) -> None:
+    """Each validated stack needs its stack file, even when only some files were selected."""
+    present = {_stack_of(e.relpath) for e in entries if e.relpath.endswith("/" + STACK_FILE)}
+    for stack in sorted({record.stack for record in result.records.values()}):
+        if stack and stack not in present:
             report.add(
                 f"{CREDENTIALS_DIR}/{stack}/{STACK_FILE}",
                 "schema",

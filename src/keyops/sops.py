@@ -23,11 +23,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,26 +173,34 @@ class Sops:
 
     def _run(self, args: list[str], *, stdin: bytes | None, label: str) -> bytes:
         try:
-            proc = subprocess.run(
+            # A session of its own lets a timeout kill sops *and* anything it started (a key
+            # command, a plugin), so nothing outlives keyops holding the pipes open.
+            proc = subprocess.Popen(
                 [self.binary, *args],
-                input=stdin,
-                capture_output=True,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
                 cwd=self.root,
                 env=self.env,
-                timeout=self.timeout,
-                check=False,
+                start_new_session=True,
             )
+        except OSError as exc:
+            raise SopsNotFound(f"cannot run {self.binary}: {exc.strerror}") from exc
+        try:
+            stdout, stderr = proc.communicate(input=stdin, timeout=self.timeout)
         except subprocess.TimeoutExpired as exc:
+            _kill_group(proc)
             raise SopsTimeout(
                 f"sops did not finish on {label} within {self.timeout:g} s",
                 "A KMS or key command may be unreachable; check your network and credentials, "
                 "or raise KEYOPS_SOPS_TIMEOUT.",
             ) from exc
-        except OSError as exc:
-            raise SopsNotFound(f"cannot run {self.binary}: {exc.strerror}") from exc
+        except BaseException:
+            _kill_group(proc)
+            raise
         if proc.returncode != 0:
-            raise self._map_failure(proc.returncode, proc.stderr, label, stdin)
-        return proc.stdout
+            raise self._map_failure(proc.returncode, stderr, label, stdin)
+        return stdout
 
     def _map_failure(
         self, code: int, stderr: bytes, label: str, ciphertext: bytes | None
@@ -206,13 +215,7 @@ class Sops:
                 f"`sops edit {label}` or a keyops command.",
             )
         if code == 128:
-            recipients = self._recipients_of(label, ciphertext)
-            return NoDecryptionKey(
-                f"no key available here can decrypt {label}; the file's recipients are "
-                f"{recipients.describe()}; sops consulted {', '.join(KEY_SOURCES)}",
-                "Provide the private key of one of those recipients (for the dev stack's demo: "
-                "SOPS_AGE_KEY_FILE=keys/dev-TEST-ONLY.agekey), or run with --no-decrypt.",
-            )
+            return self.no_key_error(label, ciphertext)
         if code == 25:
             return SopsFileError(
                 "decrypt-failed",
@@ -248,6 +251,20 @@ class Sops:
         return SopsError(
             f"sops failed on {label} with exit code {code}: {first[:200]}",
             "Run the same sops command by hand to see its full output.",
+        )
+
+    def no_key_error(
+        self, label: str, ciphertext: bytes | None = None, *, more: int = 0
+    ) -> NoDecryptionKey:
+        """The exit-2 error for "no key can decrypt": who can, and where sops looked."""
+        recipients = self._recipients_of(label, ciphertext)
+        others = f" (and {more} more file(s))" if more else ""
+        return NoDecryptionKey(
+            f"no key available here can decrypt {label}{others}: it is encrypted to "
+            f"{recipients.describe()}. sops looked for a private key in {', '.join(KEY_SOURCES)}; "
+            f"{describe_key_sources(self.env)}",
+            "Provide the private key of one of those recipients (for the dev stack's demo: "
+            "SOPS_AGE_KEY_FILE=keys/dev-TEST-ONLY.agekey), or run with --no-decrypt.",
         )
 
     def _recipients_of(self, label: str, ciphertext: bytes | None) -> Recipients:
@@ -301,33 +318,79 @@ class Sops:
         )
 
     def decrypt_many(
-        self, items: Iterable[tuple[str, bytes | None]]
+        self,
+        items: Iterable[tuple[str, bytes | None]],
+        *,
+        on_done: Callable[[int, int], None] | None = None,
     ) -> dict[str, bytes | KeyopsError]:
         """Decrypt many files at once, at most one sops process per CPU.
 
         Each item is ``(label, ciphertext)``; ``ciphertext=None`` reads ``label`` from the
         repository. Every file is decrypted exactly once. Failures are returned, not raised, so
-        the caller can report every file.
+        the caller can report every file. ``on_done(done, total)`` is called (in the caller's
+        thread) as files finish, for a progress display.
         """
         work = list(items)
         results: dict[str, bytes | KeyopsError] = {}
         if not work:
             return results
 
+        # An environment failure (timeout, sops gone) would hit every remaining file alike:
+        # stop starting new sops processes and report that one error for the rest.
+        fatal: list[KeyopsError] = []
+
         def one(item: tuple[str, bytes | None]) -> tuple[str, bytes | KeyopsError]:
             label, data = item
+            if fatal:
+                return label, fatal[0]
             try:
                 if data is None:
                     return label, self.decrypt(label)
                 return label, self.decrypt_bytes(data, label)
+            except (SopsFileError, NoDecryptionKey) as exc:
+                return label, exc
             except KeyopsError as exc:
+                fatal.append(exc)
                 return label, exc
 
         workers = max(1, min(len(work), os.cpu_count() or 1))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sops") as pool:
-            for label, result in pool.map(one, work):
+            futures = [pool.submit(one, item) for item in work]
+            for done, future in enumerate(as_completed(futures), start=1):
+                label, result = future.result()
                 results[label] = result
-        return results
+                if on_done:
+                    on_done(done, len(work))
+        return {label: results[label] for label, _ in work}
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except OSError:
+        proc.kill()
+    proc.communicate()
+
+
+def describe_key_sources(env: Mapping[str, str]) -> str:
+    """Which key sources are set, without ever showing a key (paths only)."""
+    found: list[str] = []
+    for name in ("SOPS_AGE_KEY", "SOPS_AGE_KEY_CMD"):
+        if env.get(name):
+            found.append(name)
+    for name in ("SOPS_AGE_KEY_FILE", "SOPS_AGE_SSH_PRIVATE_KEY_FILE"):
+        if env.get(name):
+            found.append(f"{name}={env[name]}")
+    config_home = env.get("XDG_CONFIG_HOME") or (
+        str(Path(env["HOME"]) / ".config") if env.get("HOME") else ""
+    )
+    if config_home and (Path(config_home) / "sops" / "age" / "keys.txt").is_file():
+        found.append(str(Path(config_home) / "sops" / "age" / "keys.txt"))
+    if any(env.get(name) for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_ROLE_ARN")):
+        found.append("AWS credentials")
+    if not found:
+        return "none of them is set here"
+    return f"set here: {', '.join(found)}, but none holds a key for those recipients"
 
 
 def timeout_from_env() -> float:

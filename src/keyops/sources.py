@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from keyops.errors import InputError, RepositoryError
+from keyops.yamlload import MAX_FILE_BYTES, too_large
 
 CREDENTIALS_DIR = "credentials"
 STACK_FILE = "_stack.yaml"
@@ -71,7 +72,12 @@ class WorktreeSource:
     def read(self, relpath: str) -> bytes:
         path = self.root / relpath
         try:
-            return path.read_bytes()
+            # Never pull a huge file into memory just to refuse it.
+            with path.open("rb") as handle:
+                data = handle.read(MAX_FILE_BYTES + 1)
+                if len(data) > MAX_FILE_BYTES:
+                    raise InputError(too_large(os.fstat(handle.fileno()).st_size))
+                return data
         except FileNotFoundError as exc:
             raise InputError(f"{relpath} does not exist", "Check the path.") from exc
         except IsADirectoryError as exc:

@@ -54,6 +54,14 @@ def child_pointer(parent: str, key: str | int) -> str:
     return f"{parent}[{key!r}]"
 
 
+def too_large(size: int) -> str:
+    return (
+        f"the file is {size:,} bytes, over the {MAX_FILE_BYTES:,}-byte limit for a credential "
+        "file; a credential file holds a few credentials, so this is not one (remove it or "
+        "move it out of credentials/)"
+    )
+
+
 def decode_text(raw: bytes) -> str:
     """Refuse binary content before YAML sees it."""
     if b"\x00" in raw:
@@ -72,15 +80,7 @@ def decode_text(raw: bytes) -> str:
 def load(raw: bytes) -> YamlDocument:
     """Parse ``raw`` strictly; raise :class:`YamlRejected` listing every problem found."""
     if len(raw) > MAX_FILE_BYTES:
-        raise YamlRejected(
-            [
-                YamlProblem(
-                    None,
-                    f"the file is {len(raw):,} bytes, over the {MAX_FILE_BYTES:,}-byte limit for "
-                    "a credential file",
-                )
-            ]
-        )
+        raise YamlRejected([YamlProblem(None, too_large(len(raw)))])
     text = decode_text(raw)
     problems: list[YamlProblem] = []
     for number, content in enumerate(text.splitlines(), start=1):
@@ -156,7 +156,10 @@ def _walk(node: yaml.Node, pointer: str, doc: YamlDocument, problems: list[YamlP
                 )
                 continue
             seen[key] = line
-            _walk(value_node, child_pointer(pointer, key), doc, problems)
+            child = child_pointer(pointer, key)
+            _walk(value_node, child, doc, problems)
+            # A reader looks for the key ("sops:"), not where its nested value begins.
+            doc.lines[child] = line
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             _walk(item, child_pointer(pointer, index), doc, problems)

@@ -1,0 +1,173 @@
+"""`keyops validate` on files that are not, partly, or wrongly encrypted, and on key trouble."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conftest import KeyRepo, new_identity, sops_rules
+from test_validate_support import enc_value, findings, run
+
+WEB = "credentials/dev/web.yaml"
+KEY_SOURCES = (
+    "SOPS_AGE_KEY, SOPS_AGE_KEY_FILE, SOPS_AGE_KEY_CMD, SOPS_AGE_SSH_PRIVATE_KEY_FILE, "
+    "$XDG_CONFIG_HOME/sops/age/keys.txt (default ~/.config/sops/age/keys.txt), AWS credentials "
+    "for KMS (AWS_PROFILE, AWS_ACCESS_KEY_ID, AWS_ROLE_ARN/web identity)"
+)
+KEY_FIX = (
+    "Provide the private key of one of those recipients (for the dev stack's demo: "
+    "SOPS_AGE_KEY_FILE=keys/dev-TEST-ONLY.agekey), or run with --no-decrypt."
+)
+
+
+def _plain_web(keyrepo: KeyRepo) -> dict[str, Any]:
+    return keyrepo.decrypt(WEB)
+
+
+def test_unencrypted_file(keyrepo: KeyRepo) -> None:
+    keyrepo.write_doc(WEB, _plain_web(keyrepo), encrypt=False)
+    expected = [
+        "credentials/dev/web.yaml::$: error[encrypted] the file is not sops-encrypted (it has no "
+        "sops metadata) and holds 3 secret value(s) in clear text; encrypt it: sops encrypt -i "
+        "credentials/dev/web.yaml. If it was ever committed, treat its secrets as exposed and "
+        "rotate them (line 1)"
+    ]
+    for args in ((), ("--no-decrypt",)):
+        proc = keyrepo.run("validate", *args)
+        assert proc.returncode == 1
+        assert findings(proc) == expected
+        # the one case where the file itself holds clear secrets: they must not be echoed
+        for value in ("key", "secret"):
+            assert str(_plain_web_values(keyrepo)[value]) not in proc.stdout + proc.stderr
+
+
+def _plain_web_values(keyrepo: KeyRepo) -> dict[str, Any]:
+    import yaml
+
+    data: dict[str, Any] = yaml.safe_load(keyrepo.path(WEB).read_text())
+    credential: dict[str, Any] = data["credentials"][0]
+    return credential
+
+
+def test_partially_encrypted_file(keyrepo: KeyRepo) -> None:
+    keyrepo_text = keyrepo.path(WEB).read_text()
+    assert keyrepo_text.count(enc_value(keyrepo, WEB, "key")) == 1
+    exposed = "0123456789abcdef0123"
+    keyrepo.path(WEB).write_text(keyrepo_text.replace(enc_value(keyrepo, WEB, "key"), exposed))
+    proc = run(keyrepo, "validate")
+    assert proc.returncode == 1
+    assert findings(proc) == [
+        "credentials/dev/web.yaml::$.credentials[0].key: error[encrypted] 'key' is in clear text "
+        "next to sops metadata (a partially encrypted file): the value is exposed. Restore the "
+        "file from git (git checkout -- credentials/dev/web.yaml), set the value with `sops edit "
+        "credentials/dev/web.yaml`, and rotate the credential if the clear value was ever "
+        "committed (credential web-2026-06, line 10)"
+    ]
+    assert exposed not in proc.stdout + proc.stderr
+
+
+def test_tampered_ciphertext(keyrepo: KeyRepo) -> None:
+    value = enc_value(keyrepo, WEB, "secret")
+    data = value.split("data:", 1)[1]
+    flipped = value.replace(data, ("A" if data[0] != "A" else "B") + data[1:], 1)
+    keyrepo.path(WEB).write_text(keyrepo.path(WEB).read_text().replace(value, flipped))
+    proc = run(keyrepo, "validate")
+    assert proc.returncode == 1
+    assert findings(proc) == [
+        "credentials/dev/web.yaml::$: error[encrypted] an encrypted value cannot be decrypted "
+        "(its ciphertext was altered or truncated). Restore it from git (git checkout -- "
+        "credentials/dev/web.yaml); never edit ENC[...] values. (line 1)"
+    ]
+
+
+def test_tampered_cleartext_field_trips_the_mac(keyrepo: KeyRepo) -> None:
+    text = keyrepo.path(WEB).read_text()
+    keyrepo.path(WEB).write_text(text.replace('activated: "2026-06-16"', 'activated: "2026-06-17"'))
+    proc = run(keyrepo, "validate")
+    assert proc.returncode == 1
+    assert findings(proc) == [
+        "credentials/dev/web.yaml::$: error[encrypted] the file was changed without sops: its "
+        "MAC does not match its content (a value, a cleartext field or the metadata was edited "
+        "by hand). Restore it from git (git checkout -- credentials/dev/web.yaml) and make the "
+        "change with `sops edit credentials/dev/web.yaml` or a keyops command. (line 1)"
+    ]
+    # without a key the MAC cannot be checked, and the edit is a valid document
+    assert run(keyrepo, "validate", "--no-decrypt", key=False).returncode == 0
+
+
+def test_missing_mac(keyrepo: KeyRepo) -> None:
+    text = keyrepo.path(WEB).read_text()
+    mac_line = next(line for line in text.splitlines() if line.startswith("    mac: "))
+    keyrepo.path(WEB).write_text(text.replace(mac_line + "\n", ""))
+    proc = run(keyrepo, "validate")
+    assert proc.returncode == 1
+    assert findings(proc) == [
+        "credentials/dev/web.yaml::$.sops.mac: error[encrypted] the sops metadata has no MAC, "
+        "so tampering cannot be detected; re-encrypt the file with sops (line 19)"
+    ]
+
+
+def test_no_key_at_all(keyrepo: KeyRepo) -> None:
+    proc = run(keyrepo, "validate", key=False)
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert proc.stderr == (
+        "error: no key available here can decrypt credentials/dev/_stack.yaml (and 4 more "
+        f"file(s)): it is encrypted to age:{keyrepo.recipient}. sops looked for a private key in "
+        f"{KEY_SOURCES}; none of them is set here. {KEY_FIX}\n"
+    )
+
+
+def test_wrong_key(keyrepo: KeyRepo) -> None:
+    other_identity, _ = new_identity()
+    wrong = keyrepo.root.parent / "wrong.agekey"
+    wrong.write_text(other_identity + "\n")
+    proc = run(keyrepo, "validate", WEB, env={"SOPS_AGE_KEY_FILE": str(wrong)})
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert proc.stderr == (
+        f"error: no key available here can decrypt {WEB}: it is encrypted to "
+        f"age:{keyrepo.recipient}. sops looked for a private key in {KEY_SOURCES}; set here: "
+        f"SOPS_AGE_KEY_FILE={wrong}, but none holds a key for those recipients. {KEY_FIX}\n"
+    )
+    assert other_identity not in proc.stderr
+
+
+def test_key_given_inline_is_named_not_shown(keyrepo: KeyRepo) -> None:
+    other_identity, _ = new_identity()
+    proc = run(keyrepo, "validate", WEB, key=False, env={"SOPS_AGE_KEY": other_identity})
+    assert proc.returncode == 2
+    assert "set here: SOPS_AGE_KEY, but none holds a key for those recipients." in proc.stderr
+    assert other_identity not in proc.stderr
+
+
+def test_no_decrypt_needs_no_key(keyrepo: KeyRepo) -> None:
+    proc = run(keyrepo, "validate", "--no-decrypt", key=False)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (
+        0,
+        "ok: 5 file(s) checked without decryption, no findings\n",
+        "",
+    )
+
+
+def test_value_encrypted_by_accident(keyrepo: KeyRepo) -> None:
+    wide = "^(key|secret|encryption_master_key|private_jwk|app_id)$"
+    keyrepo.path(".sops.yaml").write_text(
+        sops_rules({"dev": [keyrepo.recipient]}).replace(
+            "^(key|secret|encryption_master_key|private_jwk)$", wide
+        )
+    )
+    keyrepo.write_doc(WEB, _plain_web(keyrepo))
+    proc = run(keyrepo, "validate")
+    assert proc.returncode == 1
+    assert findings(proc) == [
+        ".sops.yaml::$.creation_rules[0].encrypted_regex: error[encrypted] creation rule #1 "
+        f"(path_regex '^credentials/dev/[^/]+\\\\.yaml$') has encrypted_regex {wide!r}; keyops "
+        "requires '^(key|secret|encryption_master_key|private_jwk)$' so that secrets are "
+        "encrypted and lifecycle fields stay readable (line 2)",
+        "credentials/dev/web.yaml::$.pusher.app_id: error[encrypted] 'app_id' is encrypted but "
+        "only encryption_master_key, key, private_jwk, secret may be, so lifecycle metadata "
+        "stays readable in diffs; re-encrypt the file under the .sops.yaml creation rule "
+        "(encrypted_regex '^(key|secret|encryption_master_key|private_jwk)$') (line 5)",
+        f"credentials/dev/web.yaml::$.sops.encrypted_regex: error[encrypted] the file was "
+        f"encrypted with encrypted_regex {wide!r}; keyops requires "
+        "'^(key|secret|encryption_master_key|private_jwk)$'. Re-encrypt it under the .sops.yaml "
+        "creation rule (line 32)",
+    ]
