@@ -1,0 +1,128 @@
+"""``keyops check``: is this change to the credentials safe? (DESIGN.md section 5)
+
+The base is read from git objects at ``--base REF`` (no checkout), the head is the working tree.
+Each side is decrypted once, in parallel, and a file identical on both sides only once in all.
+Credentials are paired by id across the two states and every policy rule runs over
+(base, head, context). Without ``--base`` only the rules that need no history run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from keyops import loader, repo, settings
+from keyops.commands.status import parse_now
+from keyops.errors import EXIT_FINDINGS, EXIT_OK, InputError, UsageError
+from keyops.findings import has_errors
+from keyops.policy import Context, evaluate, load_adoption, load_reviews
+from keyops.policy.diff import changes
+from keyops.policy.rules import Facts
+from keyops.policy.shared_sops import SharedSops
+from keyops.progress import Progress
+from keyops.reporters import render_json
+from keyops.reports import FORMATS, github, markdown, sarif, text
+from keyops.sops import timeout_from_env
+from keyops.sources import CREDENTIALS_DIR, GitSource, WorktreeSource
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "check",
+        help="policy-check a change: lifecycle, approvals, key safety (base ref vs working tree)",
+        description=__doc__,
+    )
+    parser.add_argument("--base", metavar="REF", help="git revision the change is compared with")
+    parser.add_argument(
+        "--now", metavar="DATE", help="evaluate as of this date (default: today, UTC)"
+    )
+    parser.add_argument("--author", metavar="LOGIN", help="GitHub login of the change's author")
+    parser.add_argument(
+        "--approvals",
+        metavar="FILE",
+        type=Path,
+        help="GitHub REST reviews JSON of the pull request",
+    )
+    parser.add_argument(
+        "--adoption",
+        metavar="FILE",
+        type=Path,
+        help="JSON {credential_id: percent of installs still using it}",
+    )
+    parser.add_argument("--head-sha", metavar="SHA", help="the head commit reviews must approve")
+    parser.add_argument(
+        "--stack", action="append", metavar="S", help="only this stack (repeatable)"
+    )
+    parser.add_argument("--format", choices=FORMATS, default="text")
+    return parser
+
+
+def _head_sha(root: Path) -> str | None:
+    proc = subprocess.run(
+        ["git", "rev-parse", "--verify", "--quiet", "HEAD"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return proc.stdout.strip() or None if proc.returncode == 0 else None
+
+
+def check(args: argparse.Namespace) -> int:
+    root = repo.find_root(args.repo)
+    if args.approvals is not None and not args.author:
+        raise UsageError(
+            "--approvals needs --author",
+            "Pass the pull request author's login, so that their own review never counts.",
+        )
+    rules = settings.load(root)
+    ctx = Context(
+        now=parse_now(args.now),
+        author=args.author,
+        approvals=load_reviews(args.approvals) if args.approvals is not None else None,
+        adoption=load_adoption(args.adoption) if args.adoption is not None else None,
+        head_sha=args.head_sha or _head_sha(root),
+    )
+    head_source = WorktreeSource(root)
+    base_source = GitSource(root, args.base) if args.base else None
+    known = set(loader.list_stacks(head_source))
+    if base_source is not None:
+        known |= set(loader.list_stacks(base_source))
+    for stack in args.stack or []:
+        if stack not in known:
+            raise InputError(
+                f"stack {stack!r} does not exist (no {CREDENTIALS_DIR}/{stack}/ directory)",
+                f"Known stacks: {', '.join(sorted(known)) or 'none'}.",
+            )
+    sops = SharedSops(root, timeout=timeout_from_env())
+    progress = Progress()
+    hook = progress if progress.enabled else None
+    try:
+        base = (
+            loader.load(root, base_source, stacks=args.stack, sops=sops, progress=hook)
+            if base_source is not None
+            else None
+        )
+        head = loader.load(root, head_source, stacks=args.stack, sops=sops, progress=hook)
+    finally:
+        progress.close()
+    findings = evaluate(base, head, ctx, rules, root=root)
+    files = head.file_count
+    if args.format == "json":
+        out = render_json(findings, files)
+    elif args.format == "sarif":
+        out = sarif.render(findings, files)
+    elif args.format == "github":
+        out = github.render(findings, files)
+    elif args.format == "markdown":
+        facts = Facts(head=head, ctx=ctx, settings=rules, base=base, root=root)
+        diff = list(changes(facts)) if base is not None else []
+        label = f"{args.base} ({base_source.commit[:12]})" if base_source is not None else None
+        out = markdown.render(findings, files, diff, base_label=label)
+    else:
+        out = text.render(findings, files, colour=text.use_colour(sys.stdout.isatty()))
+    sys.stdout.write(out)
+    return EXIT_FINDINGS if has_errors(findings) else EXIT_OK

@@ -1,0 +1,29 @@
+"""The change-aware policy engine behind ``keyops check`` (DESIGN.md section 5).
+
+Public interface (other commands code against it):
+
+- :class:`Review`, :class:`Context`, :func:`load_reviews`: what the check knows besides files;
+- :func:`evaluate` (base, head, context, settings) -> findings, waivers applied;
+- :func:`replace_document`: check a proposed edit in memory before writing it;
+- :func:`client_view`: what a served or bundled client receives for one credential;
+- :data:`RULES`: rule id -> :class:`Rule` (id, severity, rationale, fix, history_free).
+"""
+
+from keyops.policy.client_view import client_view
+from keyops.policy.context import Context, Review, load_adoption, load_reviews, parse_reviews
+from keyops.policy.engine import evaluate, replace_document
+from keyops.policy.rules import ORDER, RULES, Rule
+
+__all__ = [
+    "ORDER",
+    "RULES",
+    "Context",
+    "Review",
+    "Rule",
+    "client_view",
+    "evaluate",
+    "load_adoption",
+    "load_reviews",
+    "parse_reviews",
+    "replace_document",
+]

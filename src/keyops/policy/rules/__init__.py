@@ -1,0 +1,40 @@
+"""Every policy rule, registered by id in :data:`RULES` (importing the modules registers them)."""
+
+from keyops.policy.rules import (  # noqa: F401  (imported for registration)
+    age,
+    approval,
+    counts,
+    keys,
+    lifecycle,
+    loader_rules,
+    removal,
+    stack,
+)
+from keyops.policy.rules.base import RULES, Facts, Rule
+
+#: Contract order (issue 3); also the order of docs/policies.md.
+ORDER = (
+    "schema",
+    "encrypted",
+    "recipients",
+    "unique-key",
+    "single-active",
+    "one-rotation-in-flight",
+    "rollout-range",
+    "transition",
+    "immutable-secret",
+    "retire-needs-successor",
+    "min-overlap",
+    "adoption",
+    "revoke-reason",
+    "approval",
+    "no-early-removal",
+    "max-age",
+    "no-secret-to-clients",
+    "dev-key-in-real-stack",
+    "master-key-change",
+    "cluster-consistent",
+)
+assert set(ORDER) == set(RULES), sorted(set(ORDER) ^ set(RULES))
+
+__all__ = ["ORDER", "RULES", "Facts", "Rule"]
