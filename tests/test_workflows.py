@@ -1,0 +1,352 @@
+"""The GitHub Actions workflows, parsed and checked: triggers, permissions, environments,
+concurrency, pinning, and that every ``run:`` step is a project command that exists.
+
+Workflows cannot run here, so this is what keeps them honest. The rule for ``run:`` steps:
+one line; either ``make <target>`` for a target the Makefile defines, or ``keyops <command> ...``
+whose arguments the real keyops parser accepts (with ``$VARS`` replaced by sample values),
+optionally redirected to a file; or one of the plumbing lines in :data:`PLUMBING`. Every ``$VAR`` must come
+from the step's ``env:`` or be a variable the runner sets. No ``${{ }}`` expression may appear in a
+``run:`` line: untrusted event fields reach the shell only through ``env:``.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from keyops import cli
+from keyops.errors import KeyopsError
+
+PROJECT = Path(__file__).resolve().parents[1]
+WORKFLOWS = PROJECT / ".github" / "workflows"
+NAMES = ("pr.yml", "retire-approval.yml", "deploy.yml", "hygiene.yml")
+
+#: The only shell lines that are neither make nor keyops: put the venv on PATH for later steps.
+PLUMBING = frozenset({'echo "$GITHUB_WORKSPACE/.venv/bin" >> "$GITHUB_PATH"'})
+#: Variables the runner sets for every step.
+RUNNER_VARS = frozenset({"GITHUB_WORKSPACE", "GITHUB_PATH", "GITHUB_STEP_SUMMARY", "GITHUB_ENV"})
+#: Sample values that stand in for env variables when parsing keyops arguments.
+SAMPLES = {
+    "PR_NUMBER": "42",
+    "HEAD_SHA": "6dcb09b5b57875f334f61aebed695e2e4193db5e",
+    "REPO": "acme/keyops",
+    "BASE_REF": "main",
+    "DEFAULT_BRANCH": "main",
+    "GITHUB_STEP_SUMMARY": "/tmp/summary.md",
+}
+PINNED = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_./-]+@[0-9a-f]{40}$")
+USES_LINE = re.compile(r"^\s*(?:-\s+)?uses:\s*(\S+)(.*)$")
+
+
+def load(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((WORKFLOWS / name).read_text())
+    # YAML 1.1 reads the key `on` as the boolean True.
+    if True in data:
+        data["on"] = data.pop(True)
+    return data
+
+
+def make_targets() -> set[str]:
+    text = (PROJECT / "Makefile").read_text()
+    return set(re.findall(r"^([A-Za-z][A-Za-z0-9_-]*):(?!=)", text, flags=re.M))
+
+
+def keyops_commands() -> set[str]:
+    parser = cli.build_parser()
+    for action in parser._actions:
+        if action.dest == "command":
+            return set(action.choices or {})  # type: ignore[arg-type]
+    raise AssertionError("keyops has no subcommands")
+
+
+def run_problems(line: str, env: dict[str, Any]) -> list[str]:
+    """Why a ``run:`` line breaks the rule (empty when it is allowed)."""
+    if "\n" in line.strip():
+        return ["a run: step must be a single line"]
+    line = line.strip()
+    if "${{" in line:
+        return ["an expression in run: (pass it through env:)"]
+    problems = [
+        f"${name} is neither in the step's env: nor set by the runner"
+        for name in re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)", line)
+        if name not in env and name not in RUNNER_VARS
+    ]
+    if line in PLUMBING:
+        return problems
+    if re.search(r"[|;&`]|\$\(", line):
+        return [*problems, "shell pipelines, lists or substitutions are not allowed"]
+    words = shlex.split(line)
+    if ">" in words:  # one redirection of stdout to a plain file name, at the end
+        at = words.index(">")
+        if at != len(words) - 2 or not re.fullmatch(r"[A-Za-z0-9_.-]+", words[-1]):
+            return [*problems, "only a final '> file' redirection is allowed"]
+        words = words[:at]
+    if words[0] == "make":
+        unknown = [w for w in words[1:] if "=" not in w and w not in make_targets()]
+        return problems + [f"make target {w!r} does not exist" for w in unknown]
+    if words[0] != "keyops":
+        return [*problems, f"{words[0]!r} is not make or keyops"]
+    argv = [re.sub(r"\$\{?(\w+)\}?", lambda m: SAMPLES.get(m.group(1), "x"), w) for w in words]
+    if len(argv) < 2 or argv[1] not in keyops_commands():
+        return [*problems, f"keyops has no command {argv[1:2]}"]
+    try:
+        cli.build_parser().parse_args(argv[1:])
+    except KeyopsError as exc:
+        return [*problems, f"keyops rejects the arguments: {exc.render()}"]
+    return problems
+
+
+def steps(workflow: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (job_id, step) for job_id, job in workflow["jobs"].items() for step in job.get("steps", [])
+    ]
+
+
+# -- the checker itself can fail ---------------------------------------------------------
+@pytest.mark.parametrize(
+    ("line", "env", "expected"),
+    [
+        ("curl -sSL https://example.invalid/x | sh", {}, "shell pipelines"),
+        ("python -m pip install .", {}, "'python' is not make or keyops"),
+        ("make deploy-everything", {}, "make target 'deploy-everything' does not exist"),
+        ("keyops frobnicate", {}, "keyops has no command ['frobnicate']"),
+        ("keyops check --no-such-flag", {}, "keyops rejects the arguments"),
+        ('keyops check --base "origin/$BASE_REF"', {}, "$BASE_REF is neither"),
+        ("keyops check --base ${{ github.head_ref }}", {}, "an expression in run:"),
+        ("make install\nmake test", {}, "single line"),
+        ("keyops check > a > b", {}, "only a final '> file'"),
+    ],
+)
+def test_checker_refuses(line: str, env: dict[str, Any], expected: str) -> None:
+    problems = run_problems(line, env)
+    assert any(expected in p for p in problems), problems
+
+
+def test_checker_accepts_a_project_command() -> None:
+    assert run_problems("make lint", {}) == []
+    assert run_problems('keyops validate --no-decrypt --stack "$S"', {"S": "dev"}) == []
+
+
+# -- every workflow -----------------------------------------------------------------------
+@pytest.mark.parametrize("name", NAMES)
+def test_run_steps_are_project_commands(name: str) -> None:
+    problems = {
+        f"{job}: {step['run']!r}": run_problems(step["run"], step.get("env") or {})
+        for job, step in steps(load(name))
+        if "run" in step
+    }
+    assert {k: v for k, v in problems.items() if v} == {}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_keyops_commands_in_workflows_have_help(name: str) -> None:
+    used = {
+        shlex.split(step["run"])[1]
+        for _, step in steps(load(name))
+        if "run" in step and step["run"].startswith("keyops ")
+    }
+    for command in used:
+        proc = subprocess.run(
+            [sys.executable, "-m", "keyops", command, "--help"], capture_output=True, text=True
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert f"usage: keyops {command}" in proc.stdout
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_uses_are_pinned_to_a_commit_with_a_version_comment(name: str) -> None:
+    lines = [m for m in map(USES_LINE.match, (WORKFLOWS / name).read_text().splitlines()) if m]
+    assert lines, "every workflow checks out the repository"
+    for match in lines:
+        assert PINNED.match(match.group(1)), match.group(0)
+        assert re.match(r"\s*#\s*v\d+(\.\d+)*\s*$", match.group(2)), match.group(0)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_permissions_are_empty_at_the_top_and_granted_per_job(name: str) -> None:
+    workflow = load(name)
+    assert workflow["permissions"] == {}
+    for job_id, job in workflow["jobs"].items():
+        assert isinstance(job.get("permissions"), dict), f"{job_id} has no explicit permissions"
+        assert "write-all" not in str(job["permissions"])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_checkouts_do_not_persist_credentials(name: str) -> None:
+    for job, step in steps(load(name)):
+        if str(step.get("uses", "")).startswith("actions/checkout@"):
+            assert step["with"]["persist-credentials"] is False, job
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_no_dangerous_triggers_and_no_key_on_disk(name: str) -> None:
+    text = (WORKFLOWS / name).read_text()
+    workflow = load(name)
+    assert "pull_request_target" not in workflow["on"]
+    assert "workflow_run" not in workflow["on"]
+    # The age key travels only as SOPS_AGE_KEY in a step's env, never as a file.
+    assert "SOPS_AGE_KEY_FILE" not in text
+    for job, step in steps(workflow):
+        assert "secrets." not in str(step.get("run", "")), job
+        for key, value in (step.get("env") or {}).items():
+            if "secrets." in str(value):
+                assert key == "SOPS_AGE_KEY", (job, key)
+    for job_id, job in workflow["jobs"].items():
+        # Job-level env would hand the key to every step, actions included.
+        assert "secrets." not in str(job.get("env", "")), job_id
+
+
+# -- each workflow's shape -----------------------------------------------------------------
+def test_pr_workflow() -> None:
+    workflow = load("pr.yml")
+    assert workflow["on"] == {"pull_request": {"branches": ["main"]}}
+    jobs = workflow["jobs"]
+    assert {k: j["permissions"] for k, j in jobs.items()} == {
+        "policy": {
+            "contents": "read",
+            "id-token": "write",
+            "pull-requests": "write",
+            "security-events": "write",
+        },
+        "lint": {"contents": "read"},
+        "test": {"contents": "read"},
+        "preview": {"contents": "read", "id-token": "write"},
+    }
+    runs = {job: [s["run"] for s in j["steps"] if "run" in s] for job, j in jobs.items()}
+    assert 'keyops check --base "origin/$BASE_REF" --format sarif > keyops.sarif' in runs["policy"]
+    assert runs["lint"] == ["make lint"]
+    assert runs["test"] == ["make test"]
+    summary = next(r for r in runs["policy"] if r.startswith("keyops approval"))
+    assert "--comment" in summary and '--summary "$GITHUB_STEP_SUMMARY"' in summary
+    assert "--no-status" in summary  # retire-approval.yml alone owns the status
+    uploads = [s for s in jobs["policy"]["steps"] if "upload-sarif" in str(s.get("uses"))]
+    assert uploads[0]["with"]["sarif_file"] == "keyops.sarif"
+    assert "!cancelled()" in uploads[0]["if"]  # findings fail the check step, SARIF still goes up
+    preview = jobs["preview"]
+    assert preview["strategy"]["matrix"]["stack"] == ["dev", "prod"]
+    pulumi = next(s for s in preview["steps"] if "pulumi/actions@" in str(s.get("uses")))
+    assert pulumi["with"]["command"] == "preview"
+    assert pulumi["with"]["stack-name"] == "${{ matrix.stack }}"
+    assert pulumi["with"]["policyPacks"] == "policies/infra"
+    assert workflow["concurrency"]["cancel-in-progress"] is True
+
+
+def test_retire_approval_workflow() -> None:
+    workflow = load("retire-approval.yml")
+    assert set(workflow["on"]) == {"pull_request", "pull_request_review"}
+    assert workflow["on"]["pull_request_review"] == {"types": ["submitted", "dismissed"]}
+    (job,) = workflow["jobs"].values()
+    assert job["permissions"] == {
+        "contents": "read",
+        "id-token": "write",
+        "pull-requests": "read",
+        "statuses": "write",
+    }
+    (run,) = [s for s in job["steps"] if "run" in s and s["run"].startswith("keyops")]
+    assert run["run"] == (
+        'keyops approval --repo-slug "$REPO" --pr "$PR_NUMBER" --head-sha "$HEAD_SHA" '
+        '--base "origin/$BASE_REF"'
+    )
+    assert run["env"]["HEAD_SHA"] == "${{ github.event.pull_request.head.sha }}"
+    assert run["env"]["GITHUB_TOKEN"] == "${{ github.token }}"
+
+
+def test_deploy_workflow_runs_dev_then_prod_one_at_a_time() -> None:
+    workflow = load("deploy.yml")
+    assert workflow["on"]["push"] == {"branches": ["main"]}
+    assert "workflow_dispatch" in workflow["on"]
+    jobs = workflow["jobs"]
+    assert list(jobs) == ["dev", "prod"]
+    assert jobs["prod"]["needs"] == "dev"
+    for stack, job in jobs.items():
+        assert job["environment"] == stack
+        assert job["concurrency"] == {"group": f"keyops-{stack}", "cancel-in-progress": False}
+        assert job["permissions"] == {"contents": "read", "id-token": "write"}
+        uses = [str(s.get("uses", "")).split("@")[0] for s in job["steps"]]
+        order = [
+            uses.index("aws-actions/configure-aws-credentials"),
+            uses.index("pulumi/actions"),
+        ]
+        assert order == sorted(order)
+        pulumi = job["steps"][order[1]]
+        assert pulumi["with"]["command"] == "up"
+        assert pulumi["with"]["stack-name"] == stack
+        assert pulumi["with"]["policyPacks"] == "policies/infra"
+        runs = [s["run"] for s in job["steps"] if "run" in s]
+        assert runs[-1] == f"keyops smoke --stack {stack}"
+        assert [s.get("run") for s in job["steps"]].index(runs[-1]) > order[1]
+    # Only the dev stack decrypts with the age key; prod decrypts through KMS and the OIDC role.
+    assert "SOPS_AGE_KEY" not in str(jobs["prod"])
+
+
+def test_hygiene_workflow() -> None:
+    workflow = load("hygiene.yml")
+    assert set(workflow["on"]) == {"schedule", "workflow_dispatch"}
+    assert len(workflow["on"]["schedule"]) == 1
+    jobs = workflow["jobs"]
+    assert jobs["max-age"]["permissions"] == {"contents": "read", "issues": "write"}
+    assert jobs["bundles"]["permissions"] == {"contents": "read", "actions": "write"}
+    runs = [s["run"] for _, s in steps(workflow) if "run" in s]
+    assert 'keyops hygiene issues --repo-slug "$REPO"' in runs
+    assert (
+        'keyops hygiene bundles --within-days 7 --repo-slug "$REPO" --dispatch deploy.yml '
+        '--ref "$DEFAULT_BRANCH"'
+    ) in runs
+    assert "hygiene" not in str(workflow.get("env", ""))
+
+
+def test_deploy_dispatch_input_matches_what_hygiene_sends() -> None:
+    from keyops.commands.hygiene import dispatch_input
+
+    options = load("deploy.yml")["on"]["workflow_dispatch"]["inputs"]["stack"]["options"]
+    assert dispatch_input(["dev"]) in options
+    assert dispatch_input(["prod"]) in options
+    assert dispatch_input(["dev", "prod"]) in options
+
+
+# -- the linters that `make lint` runs over .github/ -----------------------------------------
+def test_workflows_pass_the_github_workflow_schema() -> None:
+    proc = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "check-jsonschema"),
+            "--builtin-schema",
+            "vendor.github-workflows",
+            *(str(WORKFLOWS / n) for n in NAMES),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_zizmor_finds_nothing_at_medium_or_above() -> None:
+    proc = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "zizmor"),
+            "--offline",
+            "--min-severity",
+            "medium",
+            "--format",
+            "plain",
+            str(PROJECT / ".github"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "No findings to report" in proc.stdout
+
+
+def test_make_lint_runs_the_workflow_linters() -> None:
+    text = (PROJECT / "Makefile").read_text()
+    recipe = text.split("\nlint:", 1)[1].split("\n\n", 1)[0]
+    assert "zizmor --offline" in recipe
+    assert "--builtin-schema vendor.github-workflows" in recipe
+    assert "ruff check" in recipe and "mypy" in recipe
