@@ -1,0 +1,174 @@
+"""Shared helpers for the endpoint tests: a built dev stack, tokens, real servers on 127.0.0.1.
+
+Imported by test_bundle*, test_endpoint*, test_serve* and test_lambda*. It holds no tests.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from joserfc import jwe, jws, jwt
+from joserfc.jwk import ECKey, KeySet, OctKey
+
+from conftest import KeyRepo
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def new_repo(base: Path, template: tuple[Path, str, str]) -> KeyRepo:
+    """A committed copy of the sample repository (as the ``keyrepo`` fixture, any scope)."""
+    source, identity, recipient = template
+    root = base / "repo"
+    shutil.copytree(source, root, symlinks=True)
+    home = base / "home"
+    home.mkdir()
+    keyfile = base / "identity.agekey"
+    keyfile.write_text(f"# test identity\n{identity}\n")
+    repo = KeyRepo(root=root, identity_file=keyfile, recipient=recipient, home=home)
+    repo.git("init", "--quiet", "--initial-branch=main")
+    repo.commit("initial credentials")
+    return repo
+
+
+@pytest.fixture(scope="module")
+def served_repo(
+    tmp_path_factory: pytest.TempPathFactory, _template: tuple[Path, str, str]
+) -> KeyRepo:
+    return new_repo(tmp_path_factory.mktemp("served"), _template)
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(served_repo: KeyRepo, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("bundle") / "b"
+    proc = served_repo.run("build", "--stack", "dev", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def app_auth(repo: KeyRepo, client: str = "ios") -> tuple[str, bytes]:
+    """The active app_auth kid and HMAC key bytes of a client, from its decrypted file."""
+    doc = repo.decrypt(f"credentials/dev/{client}.yaml")
+    entry = next(a for a in doc["app_auth"] if a["state"] == "active")
+    secret = entry["secret"]
+    return entry["kid"], base64.urlsafe_b64decode(secret + "=" * (-len(secret) % 4))
+
+
+def new_epk() -> ECKey:
+    return ECKey.generate_key("P-256")
+
+
+def claims(epk: ECKey | dict[str, Any] | None = None, **overrides: Any) -> dict[str, Any]:
+    public = epk.as_dict(private=False) if isinstance(epk, ECKey) else epk
+    data: dict[str, Any] = {
+        "sub": "ios",
+        "aud": "dev",
+        "iat": int(time.time()),
+        "jti": secrets.token_urlsafe(16),
+        "app_version": "5.2.0",
+        "install_id": "install-0001",
+        "epk": public if public is not None else new_epk().as_dict(private=False),
+    }
+    data.update(overrides)
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def mint(kid: str, secret: bytes, body: dict[str, Any], **header: Any) -> str:
+    protected = {"alg": "HS256", "kid": kid, "typ": "JWT", **header}
+    return jwt.encode(protected, body, OctKey.import_key(secret))
+
+
+def open_answer(body: bytes | str, epk: ECKey, jwks: dict[str, Any]) -> dict[str, Any]:
+    """Decrypt the JWE with the ephemeral key and verify the JWS against the pinned JWKS."""
+    inner = jwe.decrypt_compact(body, epk, algorithms=["ECDH-ES+A256KW", "A256GCM"])
+    signed = jws.deserialize_compact(
+        inner.plaintext, KeySet.import_key_set(jwks), algorithms=["ES256"]
+    )
+    payload: dict[str, Any] = json.loads(signed.payload)
+    return payload
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Server:
+    proc: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def start_server(
+    repo: KeyRepo, args: list[str], log: Path, *, wait_healthy: bool = True, timeout: float = 40
+) -> Server:
+    """``keyops serve`` on a free loopback port, as a real subprocess."""
+    port = free_port()
+    handle = log.open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "keyops", "serve", "--port", str(port), *args],
+        cwd=repo.root,
+        env=repo.env(),
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+    )
+    server = Server(proc, f"http://127.0.0.1:{port}", log)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return server
+        try:
+            answer = httpx.get(server.url + "/healthz", timeout=1)
+            if answer.status_code == 200 or not wait_healthy:
+                return server
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    server.stop()
+    raise AssertionError(f"server did not become healthy:\n{server.output()}")
+
+
+@pytest.fixture(scope="module")
+def server(
+    served_repo: KeyRepo, bundle_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    log = tmp_path_factory.mktemp("log") / "serve.log"
+    running = start_server(served_repo, ["--bundle", str(bundle_dir), "--poll", "0.2"], log)
+    yield running
+    running.stop()
+
+
+def jwks_of(bundle: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((bundle / "jwks.json").read_text())
+    return data
+
+
+__all__ = ["bundle_dir", "served_repo", "server"]
