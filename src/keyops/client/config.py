@@ -1,0 +1,179 @@
+"""The bootstrap configuration an app build carries (DESIGN.md section 6, ``keyops client-config``).
+
+Parsing is strict: an app that ships a broken configuration should fail in its first test run,
+not in the field. Every problem names the JSON path that is wrong and how to fix it; the HMAC
+secret itself never appears in a message.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from joserfc.jwk import ECKey
+
+from keyops.errors import InputError
+
+KEY_RE = re.compile(r"^[0-9a-f]{20}$")
+ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{2,62}$")
+#: Shortest HMAC key accepted (DESIGN.md section 4: at least 32 random bytes).
+MIN_SECRET_BYTES = 32
+FIX = "Regenerate it with 'keyops client-config --stack S --client C --out FILE'."
+
+
+class ConfigError(InputError):
+    """The bootstrap configuration is unusable (exit 2)."""
+
+    def __init__(self, where: str, problem: str, fix: str = FIX) -> None:
+        super().__init__(f"client config {where}: {problem}", fix)
+
+
+def b64url_decode(text: str) -> bytes:
+    """Decode base64url with or without padding; raises ValueError on anything else."""
+    if not re.fullmatch(r"[A-Za-z0-9_-]*={0,2}", text):
+        raise ValueError("not base64url")
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("not base64url") from exc
+
+
+@dataclass(frozen=True)
+class BundledKey:
+    """The optional key compiled into the app, used only when there is neither network nor cache."""
+
+    credential_id: str
+    key: str
+    cluster: str
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    stack: str
+    client: str
+    endpoints: tuple[str, ...]
+    kid: str
+    #: The raw HMAC key bytes (decoded from the base64url ``secret``), never printed.
+    secret: bytes = field(repr=False)
+    #: Public ES256 keys by kid: the only keys a payload may be signed with.
+    pinned: dict[str, ECKey] = field(repr=False)
+    bundled: BundledKey | None = None
+
+
+def _string(data: dict[str, Any], name: str, where: str) -> str:
+    value = data.get(name)
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{where}.{name}", "missing or not a non-empty string")
+    return value
+
+
+def _endpoints(data: dict[str, Any]) -> tuple[str, ...]:
+    value = data.get("endpoints")
+    if not isinstance(value, list) or not value:
+        raise ConfigError("$.endpoints", "must be a non-empty list of base URLs")
+    out: list[str] = []
+    for i, url in enumerate(value):
+        parts = urlsplit(url) if isinstance(url, str) else None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"$.endpoints[{i}]", "not an http(s) base URL")
+        out.append(url.rstrip("/"))
+    return tuple(out)
+
+
+def _request_auth(data: dict[str, Any]) -> tuple[str, bytes]:
+    auth = data.get("request_auth")
+    if not isinstance(auth, dict):
+        raise ConfigError("$.request_auth", "missing or not an object")
+    kid = _string(auth, "kid", "$.request_auth")
+    if auth.get("alg") != "HS256":
+        raise ConfigError("$.request_auth.alg", 'must be "HS256"')
+    raw = _string(auth, "secret", "$.request_auth")
+    try:
+        secret = b64url_decode(raw)
+    except ValueError:
+        raise ConfigError("$.request_auth.secret", "is not base64url") from None
+    if len(secret) < MIN_SECRET_BYTES:
+        raise ConfigError(
+            "$.request_auth.secret", f"decodes to fewer than {MIN_SECRET_BYTES} bytes"
+        )
+    return kid, secret
+
+
+def _pinned(data: dict[str, Any]) -> dict[str, ECKey]:
+    jwks = data.get("pinned_keys")
+    keys = jwks.get("keys") if isinstance(jwks, dict) else None
+    if not isinstance(keys, list) or not keys:
+        raise ConfigError("$.pinned_keys", "must be a JWKS with at least one key")
+    pinned: dict[str, ECKey] = {}
+    for i, item in enumerate(keys):
+        where = f"$.pinned_keys.keys[{i}]"
+        if not isinstance(item, dict) or item.get("kty") != "EC" or item.get("crv") != "P-256":
+            raise ConfigError(where, "must be an EC P-256 public key (ES256)")
+        if "d" in item:
+            # A private signing key in an app build would let anyone who unpacks the app sign.
+            raise ConfigError(where, "holds a private key ('d'); pin public keys only")
+        kid = _string(item, "kid", where)
+        if kid in pinned:
+            raise ConfigError(f"{where}.kid", f"{kid!r} is pinned twice")
+        try:
+            pinned[kid] = ECKey.import_key(dict(item))
+        except Exception:  # joserfc and cryptography raise several types for a bad point
+            raise ConfigError(where, "is not a valid P-256 public key") from None
+    return pinned
+
+
+def _bundled(data: dict[str, Any]) -> BundledKey | None:
+    value = data.get("bundled_fallback")
+    if value is None:
+        return None
+    where = "$.bundled_fallback"
+    if not isinstance(value, dict):
+        raise ConfigError(where, "must be an object {credential_id, key, cluster}")
+    cred = _string(value, "credential_id", where)
+    key = _string(value, "key", where)
+    cluster = _string(value, "cluster", where)
+    if not ID_RE.match(cred):
+        raise ConfigError(f"{where}.credential_id", "is not a credential id")
+    if not KEY_RE.match(key):
+        raise ConfigError(f"{where}.key", "is not 20 lowercase hex characters")
+    return BundledKey(cred, key, cluster)
+
+
+def parse(data: Any) -> ClientConfig:
+    """Validate a decoded bootstrap document into a :class:`ClientConfig`."""
+    if not isinstance(data, dict):
+        raise ConfigError("$", "must be a JSON object")
+    kid, secret = _request_auth(data)
+    pinned = _pinned(data)
+    return ClientConfig(
+        stack=_string(data, "stack", "$"),
+        client=_string(data, "client", "$"),
+        endpoints=_endpoints(data),
+        kid=kid,
+        secret=secret,
+        pinned=pinned,
+        bundled=_bundled(data),
+    )
+
+
+def load(path: Path) -> ClientConfig:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"client config {path} does not exist", FIX) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8"
+        raise InputError(f"client config {path} cannot be read ({reason})", FIX) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"{path} line {exc.lineno} column {exc.colno}", f"not JSON ({exc.msg})"
+        ) from None
+    return parse(data)

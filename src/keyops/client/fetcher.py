@@ -1,0 +1,371 @@
+"""The reference client: get a verified Pusher key, from the endpoints, the cache or the app.
+
+State machine (docs/client.md draws it):
+
+    START ──load cache──> HAVE_CACHE or EMPTY
+    get(): cached payload still fresh (now < fetched_at + refresh_after)?  ── yes ──> use it
+           otherwise FETCH:
+             round 0..max_rounds-1 (a backoff sleep with full jitter before each round but
+             the first), each endpoint in order, one attempt each (per-attempt timeout):
+               200 + JWE opens + JWS verifies + payload checks  ──> STORE cache, use it
+               no answer / 429 / 5xx                             ──> next endpoint; retry next round
+               401 stale-token                                   ──> correct clock skew from Date,
+                                                                      retry this endpoint once
+               other 4xx / verification failure                 ──> next endpoint; not retried
+           every endpoint failed:
+               unexpired cached payload  ──> use it (stale)
+               bundled fallback key      ──> use it
+               otherwise                 ──> NothingUsable
+    on_pusher_error(code): 4001/4003/4009 refetch once per credential; 4004/4100 back off.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import random as _random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from keyops.client import token as tokens
+from keyops.client.backoff import Backoff
+from keyops.client.cache import Cache, CacheEntry, CacheError
+from keyops.client.config import ClientConfig
+from keyops.client.transport import Request, Response, Transport, TransportError, http_transport
+from keyops.client.verify import Verified, VerifyError, open_response, verify_signed
+from keyops.errors import KeyopsError
+
+PATH = "/v1/credentials"
+#: Statuses after which the same endpoint may well answer differently a moment later.
+RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+#: Pusher close codes meaning "this key is not valid": refetch the key once.
+REFETCH_CODES = frozenset({4001, 4003, 4009})
+#: Pusher close codes meaning "valid key, come back later": per-code backoff (base, cap) seconds.
+#: Over quota (4004) lasts until the quota resets, so waiting seconds is pointless.
+BACKOFF_CODES: dict[int, Backoff] = {4004: Backoff(30.0, 900.0), 4100: Backoff(1.0, 60.0)}
+RECONNECT_BACKOFF = Backoff(1.0, 60.0)
+
+Source = str  # an endpoint base URL, "cache" or "bundled"
+
+
+class NothingUsable(KeyopsError):
+    """Every endpoint failed and there is neither a usable cache nor a bundled key (exit 1)."""
+
+    exit_code = 1
+
+    def __init__(self, attempts: tuple[Attempt, ...], notes: tuple[str, ...]) -> None:
+        super().__init__(
+            "no usable Pusher key: every endpoint failed, and there is no cached or bundled key",
+            "See the attempts above; check the network and the endpoints' /healthz.",
+        )
+        self.attempts = attempts
+        self.notes = notes
+
+
+@dataclass(frozen=True)
+class Attempt:
+    url: str
+    ok: bool
+    #: "ok", "unreachable", "http-<status>[:<problem code>]" or "verify:<reason>".
+    outcome: str
+    detail: str
+    retryable: bool
+
+
+@dataclass(frozen=True)
+class Result:
+    credential_id: str
+    key: str
+    cluster: str
+    #: None for the bundled key, which carries no signed payload.
+    bundle_version: int | None
+    source: Source
+    #: True when served from the cache because every endpoint failed.
+    stale: bool = False
+    attempts: tuple[Attempt, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Reaction:
+    """What the app should do after Pusher closed its connection with a code."""
+
+    action: Literal["reconnect", "wait", "stop"]
+    #: Seconds to wait before reconnecting (0 for an immediate reconnect).
+    delay: float
+    #: The key to connect with next (None with "stop").
+    result: Result | None
+    reason: str
+
+
+@dataclass
+class Policy:
+    """Timing knobs. The defaults suit an app start-up: at most ~3 s per endpoint per round."""
+
+    attempt_timeout: float = 3.0
+    max_rounds: int = 3
+    round_backoff: Backoff = field(default_factory=lambda: Backoff(0.25, 4.0))
+
+
+class Fetcher:
+    """One per app process. Not thread-safe: call it from one place (e.g. a serial queue)."""
+
+    def __init__(
+        self,
+        config: ClientConfig,
+        identity: tokens.Identity,
+        *,
+        cache: Cache | None = None,
+        transport: Transport = http_transport,
+        policy: Policy | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        random: Callable[[], float] = _random.random,
+    ) -> None:
+        self.config = config
+        self.identity = identity
+        self.cache = cache
+        self.transport = transport
+        self.policy = policy or Policy()
+        self.clock = clock
+        self.sleep = sleep
+        self.random = random
+        self._current: Verified | None = None
+        self._fetched_at = 0.0
+        self._source: Source = "cache"
+        #: Highest bundle_version accepted so far (the rollback watermark).
+        self._high_water = 0
+        #: Seconds to add to the local clock for ``iat`` (learned from a stale-token answer).
+        self._skew = 0.0
+        self._notes: list[str] = []
+        self._refetched_for: str | None = None
+        self._pusher_failures = 0
+        self._load_cache()
+
+    # -- the app's entry points -------------------------------------------------------------
+    def get(self) -> Result:
+        """The key to connect with: the cached one while fresh, else a fetch (with fallbacks)."""
+        now = self.clock()
+        current = self._current
+        if current is not None and now < min(self._fetched_at + current.refresh_after, current.exp):
+            return self._result(current, self._source)
+        return self.refresh()
+
+    def refresh(self) -> Result:
+        """Fetch now, whatever ``refresh_after`` says; fall back to cache, then bundled key."""
+        attempts: list[Attempt] = []
+        fetched = self._fetch(attempts)
+        if fetched is not None:
+            verified, url = fetched
+            self._accept(verified, url)
+            return self._result(verified, url, attempts=attempts)
+        now = self.clock()
+        current = self._current
+        if current is not None and current.exp > now:
+            return self._result(current, "cache", stale=True, attempts=attempts)
+        bundled = self.config.bundled
+        if bundled is not None:
+            return Result(
+                bundled.credential_id,
+                bundled.key,
+                bundled.cluster,
+                None,
+                "bundled",
+                stale=True,
+                attempts=tuple(attempts),
+                notes=tuple(self._notes),
+            )
+        raise NothingUsable(tuple(attempts), tuple(self._notes))
+
+    def on_pusher_error(self, code: int) -> Reaction:
+        """React to a Pusher WebSocket close code (DESIGN.md section 1)."""
+        if code in REFETCH_CODES:
+            held = self._current.credential_id if self._current else None
+            if held is not None and self._refetched_for == held:
+                return Reaction(
+                    "stop", 0.0, None, f"Pusher refused {held} again after a refetch ({code})"
+                )
+            self._refetched_for = held
+            try:
+                result = self.refresh()
+            except NothingUsable:
+                return Reaction("stop", 0.0, None, f"Pusher refused the key ({code}), no other")
+            return Reaction("reconnect", 0.0, result, f"refetched after close code {code}")
+        policy = BACKOFF_CODES.get(code)
+        if policy is None and 4100 <= code <= 4199:
+            policy = RECONNECT_BACKOFF
+        if policy is not None:
+            delay = policy.delay(self._pusher_failures, self.random)
+            self._pusher_failures += 1
+            return Reaction("wait", delay, self._last_result(), f"backing off after {code}")
+        if 4200 <= code <= 4299:
+            return Reaction("reconnect", 0.0, self._last_result(), f"reconnect now after {code}")
+        if 4000 <= code <= 4099:
+            return Reaction("stop", 0.0, None, f"Pusher close code {code}: do not reconnect")
+        # Not a Pusher code (e.g. 1006, network lost): reconnect with backoff.
+        delay = RECONNECT_BACKOFF.delay(self._pusher_failures, self.random)
+        self._pusher_failures += 1
+        return Reaction("wait", delay, self._last_result(), f"connection closed ({code})")
+
+    def on_connected(self) -> None:
+        """Call once Pusher reports the connection established: resets the error state."""
+        self._pusher_failures = 0
+        self._refetched_for = None
+
+    # -- internals ----------------------------------------------------------------------------
+    def _last_result(self) -> Result | None:
+        return self._result(self._current, self._source) if self._current else None
+
+    def _result(
+        self,
+        verified: Verified,
+        source: Source,
+        *,
+        stale: bool = False,
+        attempts: list[Attempt] | None = None,
+    ) -> Result:
+        return Result(
+            verified.credential_id,
+            verified.key,
+            verified.cluster,
+            verified.bundle_version,
+            source,
+            stale=stale,
+            attempts=tuple(attempts or ()),
+            notes=tuple(self._notes),
+        )
+
+    def _load_cache(self) -> None:
+        if self.cache is None:
+            return
+        entry = self.cache.load()
+        if self.cache.problem:
+            self._notes.append(self.cache.problem)
+        if entry is None:
+            return
+        if (entry.stack, entry.client) != (self.config.stack, self.config.client):
+            self._notes.append(
+                f"the cache holds {entry.stack}/{entry.client}, not "
+                f"{self.config.stack}/{self.config.client}; ignoring it"
+            )
+            return
+        self._high_water = max(0, entry.high_water)
+        try:
+            verified = verify_signed(entry.signed, self.config, self.clock(), 0)
+        except VerifyError as exc:
+            self._notes.append(f"the cached payload is not usable: {exc.what}")
+            return
+        self._high_water = max(self._high_water, verified.bundle_version)
+        self._current = verified
+        self._fetched_at = entry.fetched_at
+        self._source = "cache"
+
+    def _accept(self, verified: Verified, url: str) -> None:
+        self._current = verified
+        self._fetched_at = self.clock()
+        self._source = url
+        self._high_water = max(self._high_water, verified.bundle_version)
+        if self.cache is None:
+            return
+        entry = CacheEntry(
+            stack=verified.stack,
+            client=verified.client,
+            signed=verified.signed,
+            fetched_at=self._fetched_at,
+            source=url,
+            high_water=self._high_water,
+        )
+        try:
+            self.cache.store(entry)
+        except CacheError as exc:
+            self._notes.append(exc.what)
+
+    def _fetch(self, attempts: list[Attempt]) -> tuple[Verified, str] | None:
+        given_up: set[str] = set()
+        for round_no in range(self.policy.max_rounds):
+            if round_no:
+                self.sleep(self.policy.round_backoff.delay(round_no - 1, self.random))
+            retry = False
+            for url in self.config.endpoints:
+                if url in given_up:
+                    continue
+                verified, attempt = self._attempt(url)
+                attempts.append(attempt)
+                if verified is not None:
+                    return verified, url
+                if attempt.retryable:
+                    retry = True
+                else:
+                    given_up.add(url)
+            if not retry:
+                break
+        return None
+
+    def _attempt(self, url: str) -> tuple[Verified | None, Attempt]:
+        verified, attempt, response = self._send(url)
+        if attempt.outcome == "http-401:stale-token" and response is not None:
+            # The device clock is off. The server's Date header tells by how much; the token's
+            # iat is the only thing it is used for (exp is still checked on the local clock).
+            if self._learn_skew(response):
+                verified, attempt, _ = self._send(url)
+        return verified, attempt
+
+    def _learn_skew(self, response: Response) -> bool:
+        date = response.header("Date")
+        if not date:
+            return False
+        try:
+            server = email.utils.parsedate_to_datetime(date).timestamp()
+        except (TypeError, ValueError):
+            return False
+        self._skew = server - self.clock()
+        return True
+
+    def _send(self, url: str) -> tuple[Verified | None, Attempt, Response | None]:
+        held = self.identity.held
+        if held is None and self._current is not None:
+            held = self._current.credential_id
+        identity = tokens.Identity(self.identity.app_version, self.identity.install_id, held)
+        signed = tokens.build(self.config, identity, self.clock() + self._skew)
+        request = Request(
+            "GET",
+            url + PATH,
+            {"Authorization": f"Bearer {signed.token}", "Accept": "application/jose"},
+            timeout=self.policy.attempt_timeout,
+        )
+        try:
+            response = self.transport(request)
+        except TransportError as exc:
+            return None, Attempt(url, False, "unreachable", str(exc), True), None
+        if response.status != 200:
+            return None, _http_failure(url, response), response
+        media = (response.header("Content-Type") or "").split(";")[0].strip().lower()
+        if media != "application/jose":
+            detail = f"200 with Content-Type {media or 'none'!r}, not application/jose"
+            return None, Attempt(url, False, "http-200:wrong-type", detail, False), response
+        try:
+            verified = open_response(
+                response.body, signed.ephemeral, self.config, self.clock(), self._high_water
+            )
+        except VerifyError as exc:
+            return None, Attempt(url, False, f"verify:{exc.reason}", exc.what, False), response
+        return verified, Attempt(url, True, "ok", f"{verified.credential_id}", False), response
+
+
+def _http_failure(url: str, response: Response) -> Attempt:
+    code = title = ""
+    try:
+        problem = json.loads(response.body)
+        if isinstance(problem, dict):
+            code = str(problem.get("code") or "")
+            title = str(problem.get("title") or "")
+    except ValueError:
+        pass
+    outcome = f"http-{response.status}" + (f":{code}" if code else "")
+    detail = (
+        f"HTTP {response.status}" + (f" {code}" if code else "") + (f": {title}" if title else "")
+    )
+    retryable = response.status in RETRYABLE_STATUSES or response.status >= 500
+    return Attempt(url, False, outcome, detail[:200], retryable)
