@@ -1,1 +1,8 @@
-"""The keyops Pulumi program (filled in by the deployment work; see docs/deploy.md)."""
+"""The keyops Pulumi program. Thin on purpose: the components live in ``keyops.deploy``.
+
+``pulumi preview`` / ``pulumi up`` run this with ``stacks/Pulumi.<stack>.yaml``; see docs/deploy.md.
+"""
+
+from keyops.deploy.program import main
+
+main()

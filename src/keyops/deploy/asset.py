@@ -1,0 +1,209 @@
+"""Build the Lambda code asset: the keyops package, its runtime dependencies, and one bundle.
+
+Layout of the asset directory (it becomes ``/var/task`` in the function)::
+
+    keyops/             the package, without keyops.deploy (pulumi has no place in the function)
+    joserfc/ ...        runtime dependencies, built for the Lambda platform
+    bundle/             the stack's signed bundle (static data: the read path needs no store)
+    keyops-asset.json   what was built, how, and for which platform (no secrets)
+
+Dependencies come from one of two strategies:
+
+* ``pip``: ``pip install --platform manylinux2014_aarch64 --only-binary=:all: --target`` with the
+  versions pinned to those installed here, so the function runs the code the tests ran. This is
+  the real build; it needs PyPI (or ``--find-links`` of a wheelhouse passed through ``pip_args``).
+* ``copy``: the installed distributions are copied from this interpreter's site-packages. That
+  is only correct for the Lambda platform when every one of them is pure Python; binary wheels
+  (``cryptography``) are built for *this* machine. Tests use it offline, on purpose.
+
+``auto`` (the default) tries ``pip`` and falls back to ``copy`` only when every dependency is pure
+Python; otherwise it stops with the pip error, because an x86_64 ``.so`` in an arm64 function
+fails at its first request, not at deploy time.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as metadata
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+import keyops
+from keyops.errors import KeyopsError
+
+HANDLER = "keyops.endpoint.lambda_handler.handler"
+RUNTIME = "python3.12"
+BUNDLE_DIR = "bundle"
+MANIFEST = "keyops-asset.json"
+#: Distributions the endpoint imports at run time (their own requirements follow).
+SERVER_REQUIREMENTS: tuple[str, ...] = ("joserfc",)
+PLATFORMS = {"arm64": "manylinux2014_aarch64", "x86_64": "manylinux2014_x86_64"}
+STRATEGIES = ("auto", "pip", "copy")
+#: Parts of the package that never belong in the function.
+EXCLUDED_PACKAGE_PARTS = ("deploy", "__pycache__")
+
+
+class AssetError(KeyopsError):
+    """The Lambda asset could not be built."""
+
+
+@dataclass(frozen=True)
+class LambdaAsset:
+    path: Path
+    strategy: str
+    platform: str
+    distributions: tuple[str, ...]
+
+    @property
+    def bundle_path(self) -> Path:
+        return self.path / BUNDLE_DIR
+
+
+def closure(requirements: Iterable[str]) -> list[metadata.Distribution]:
+    """The installed distributions ``requirements`` need, transitively, without optional extras."""
+    seen: dict[str, metadata.Distribution] = {}
+    queue = list(requirements)
+    while queue:
+        req = Requirement(queue.pop(0))
+        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+            continue
+        key = canonicalize_name(req.name)
+        if key in seen:
+            continue
+        try:
+            dist = metadata.distribution(req.name)
+        except metadata.PackageNotFoundError:
+            raise AssetError(
+                f"the endpoint needs {req.name!r}, which is not installed here",
+                "Install the serve extras: pip install -e '.[serve,deploy]'.",
+            ) from None
+        seen[key] = dist
+        queue.extend(dist.requires or [])
+    return sorted(seen.values(), key=lambda d: canonicalize_name(d.metadata["Name"]))
+
+
+def is_pure(dist: metadata.Distribution) -> bool:
+    wheel = dist.read_text("WHEEL") or ""
+    return "Root-Is-Purelib: true" in wheel
+
+
+def _copy_package(target: Path) -> None:
+    source = Path(keyops.__file__).resolve().parent
+
+    def ignore(directory: str, names: list[str]) -> set[str]:
+        skip = {n for n in names if n.endswith((".pyc", ".pyo"))}
+        if Path(directory) == source:
+            skip |= {n for n in names if n in EXCLUDED_PACKAGE_PARTS}
+        return skip | {n for n in names if n == "__pycache__"}
+
+    shutil.copytree(source, target / "keyops", ignore=ignore)
+
+
+def _copy_distributions(dists: Sequence[metadata.Distribution], target: Path) -> None:
+    for dist in dists:
+        for file in dist.files or []:
+            parts = Path(str(file)).parts
+            # RECORD also lists console scripts (../../bin) and byte code: neither belongs here.
+            if not parts or parts[0] == ".." or "__pycache__" in parts or file.suffix == ".pyc":
+                continue
+            src = Path(str(dist.locate_file(file)))
+            if not src.is_file():
+                continue
+            dest = target.joinpath(*parts)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest)
+
+
+def pip_command(
+    target: Path, pins: Sequence[str], platform: str, python_version: str, pip_args: Sequence[str]
+) -> list[str]:
+    return [
+        sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+        "--no-compile", "--target", str(target), "--platform", platform,
+        "--implementation", "cp", "--python-version", python_version,
+        "--only-binary=:all:", *pip_args, *pins,
+    ]
+
+
+def _pip_install(target: Path, pins: Sequence[str], platform: str, pip_args: Sequence[str]) -> None:
+    python_version = RUNTIME.removeprefix("python")
+    command = pip_command(target, pins, platform, python_version, pip_args)
+    try:
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    except subprocess.TimeoutExpired:
+        raise AssetError("pip did not finish within 600 s", "Check network access to PyPI.")\
+            from None
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise AssetError(
+            f"pip could not fetch {platform} wheels for {', '.join(pins)} (exit "
+            f"{proc.returncode}: {last})",
+            "Build with network access to PyPI, or pass a wheelhouse with "
+            "pip_args=('--no-index', '--find-links', DIR).",
+        )
+
+
+def build_asset(
+    out_dir: Path,
+    bundle_dir: Path,
+    *,
+    strategy: str = "auto",
+    architecture: str = "arm64",
+    requirements: Sequence[str] = SERVER_REQUIREMENTS,
+    pip_args: Sequence[str] = (),
+) -> LambdaAsset:
+    """Assemble the asset in a sibling temporary directory, then move it into place."""
+    if strategy not in STRATEGIES:
+        raise AssetError(f"unknown asset strategy {strategy!r}", f"Use one of {STRATEGIES}.")
+    if not (bundle_dir / "").is_dir():
+        raise AssetError(f"bundle directory {bundle_dir} does not exist", "Build the bundle first.")
+    platform = PLATFORMS[architecture]
+    dists = closure(requirements)
+    pins = [f"{canonicalize_name(d.metadata['Name'])}=={d.version}"
+            for d in dists if canonicalize_name(d.metadata["Name"])
+            in {canonicalize_name(Requirement(r).name) for r in requirements}]
+    work = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    try:
+        used = strategy
+        if strategy in ("auto", "pip"):
+            try:
+                _pip_install(work, pins, platform, pip_args)
+                used = "pip"
+            except AssetError as err:
+                binary = [d.metadata["Name"] for d in dists if not is_pure(d)]
+                if strategy == "pip" or binary:
+                    if binary and strategy == "auto":
+                        err.fix += (f" Copying from this machine is not an option: "
+                                    f"{', '.join(binary)} ship compiled code for this platform.")
+                    raise
+                used = "copy"
+        if used == "copy":
+            _copy_distributions(dists, work)
+        _copy_package(work)
+        shutil.copytree(bundle_dir, work / BUNDLE_DIR)
+        names = tuple(f"{d.metadata['Name']}=={d.version}" for d in dists)
+        manifest = {
+            "handler": HANDLER,
+            "runtime": RUNTIME,
+            "strategy": used,
+            # A copy is built for this interpreter's platform, whatever the architecture says.
+            "platform": platform if used == "pip" else f"local:{sys.platform}",
+            "distributions": list(names),
+        }
+        (work / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        shutil.rmtree(out_dir, ignore_errors=True)
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        work.rename(out_dir)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return LambdaAsset(out_dir, used, str(manifest["platform"]), names)

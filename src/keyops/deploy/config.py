@@ -1,0 +1,309 @@
+"""The deployment settings of one stack (``keyops:`` namespace of ``stacks/Pulumi.<stack>.yaml``).
+
+Parsed from the raw Pulumi config strings into a frozen :class:`DeployConfig`. Every problem is
+collected first and reported together, each naming the key, what is wrong and how to fix it, so a
+bad stack file fails before a single resource is planned. Nothing here imports pulumi: the
+schema is tested on its own, and ``program.py`` feeds it the stack's config.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from keyops.errors import KeyopsError
+
+NAMESPACE = "keyops"
+
+#: CloudWatch Logs only accepts these retention periods.
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096,
+                      1827, 2192, 2557, 2922, 3288, 3653)
+REGION_RE = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+DOMAIN_RE = re.compile(r"^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+ZONE_ID_RE = re.compile(r"^Z[A-Z0-9]{1,32}$")
+ROLE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$")
+STACK_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
+HEALTH_INTERVALS = (10, 30)
+
+KNOWN_KEYS = frozenset({
+    "production", "credentialsStack", "regions", "domain", "hostedZoneId", "throttle", "lambda",
+    "logRetentionDays", "alarms", "bundleTtlDays", "healthCheck", "serverReaderRoleArns",
+    "functionPolicyStatements",
+})
+
+
+class ConfigError(KeyopsError):
+    """One or more stack settings are missing or invalid."""
+
+
+@dataclass(frozen=True)
+class Throttle:
+    rate_limit: float
+    burst_limit: int
+
+
+@dataclass(frozen=True)
+class LambdaSettings:
+    memory_mb: int
+    architecture: str
+    reserved_concurrency: int
+    timeout_seconds: int
+
+
+@dataclass(frozen=True)
+class Alarms:
+    errors_5xx: int
+    latency_p99_ms: int
+    throttles: int
+    period_seconds: int
+    evaluation_periods: int
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    interval_seconds: int
+    failure_threshold: int
+
+
+@dataclass(frozen=True)
+class DeployConfig:
+    """Everything the program needs about one stack. ``regions[0]`` is the primary region."""
+
+    stack: str
+    production: bool
+    credentials_stack: str
+    regions: tuple[str, ...]
+    domain: str
+    hosted_zone_id: str
+    #: ``None`` only when built by hand (tests of the policy pack); :func:`parse` requires it.
+    throttle: Throttle | None
+    lambda_: LambdaSettings
+    log_retention_days: int
+    alarms: Alarms
+    bundle_ttl_days: int
+    health_check: HealthCheck
+    server_reader_role_arns: tuple[str, ...] = ()
+    #: Extra statements for the endpoint functions' role (e.g. a tracing extension). The
+    #: CrossGuard pack still forbids wildcards in them.
+    function_policy_statements: tuple[dict[str, Any], ...] = field(default=())
+
+    @property
+    def primary_region(self) -> str:
+        return self.regions[0]
+
+    def regional_domain(self, region: str) -> str:
+        """The per-region name health checks and operators use: ``<region>.<domain>``."""
+        return f"{region}.{self.domain}"
+
+
+class _Reader:
+    """Reads typed values out of the raw config and collects every problem."""
+
+    def __init__(self, raw: Mapping[str, Any], source: str) -> None:
+        self.raw = raw
+        self.source = source
+        self.problems: list[str] = []
+
+    def fail(self, key: str, message: str) -> None:
+        self.problems.append(f"{NAMESPACE}:{key} {message}")
+
+    def value(self, key: str, *, required: bool = True) -> Any:
+        if key not in self.raw or self.raw[key] is None:
+            if required:
+                self.fail(key, "is missing")
+            return None
+        value = self.raw[key]
+        # The Pulumi CLI hands structured values to the program as JSON text.
+        if isinstance(value, str) and value[:1] in ("{", "["):
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError:
+                self.fail(key, "is not valid JSON")
+                return None
+        return value
+
+    def obj(self, key: str) -> dict[str, Any]:
+        value = self.value(key)
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.fail(key, f"must be a mapping, got {type(value).__name__}")
+            return {}
+        return value
+
+    def integer(self, key: str, value: Any, low: int, high: int) -> int:
+        if isinstance(value, str) and re.fullmatch(r"-?\d+", value):
+            value = int(value)
+        if value is None:
+            self.fail(key, "is missing")
+            return 0
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.fail(key, f"must be an integer, got {value!r}")
+            return 0
+        if not low <= value <= high:
+            self.fail(key, f"must be between {low} and {high}, got {value}")
+        return value
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self.value(key, required=False)
+        if value is None:
+            return default
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value in ("true", "false"):
+            return value == "true"
+        self.fail(key, f"must be true or false, got {value!r}")
+        return default
+
+    def string(self, key: str, pattern: re.Pattern[str], hint: str, *, required: bool = True,
+               default: str = "") -> str:
+        value = self.value(key, required=required)
+        if value is None:
+            return default
+        if not isinstance(value, str) or not pattern.fullmatch(value):
+            self.fail(key, f"must be {hint}, got {value!r}")
+            return default
+        return value
+
+    def unknown(self, allowed: frozenset[str], key: str, data: Mapping[str, Any]) -> None:
+        for extra in sorted(set(data) - allowed):
+            self.fail(f"{key}.{extra}", "is not a known setting (check the spelling)")
+
+
+def parse(raw: Mapping[str, Any], stack: str, *, source: str = "") -> DeployConfig:
+    """Validate ``raw`` (keys without the ``keyops:`` prefix) and build the stack's settings.
+
+    Raises :class:`ConfigError` listing every problem when anything is missing or invalid.
+    """
+    source = source or f"stacks/Pulumi.{stack}.yaml"
+    r = _Reader(raw, source)
+    for extra in sorted(set(raw) - KNOWN_KEYS):
+        r.fail(extra, "is not a known setting (check the spelling)")
+
+    production = r.boolean("production", default=False)
+    credentials_stack = r.string("credentialsStack", STACK_RE, "a stack name", required=False,
+                                 default=stack)
+    regions = _regions(r, production)
+    domain = r.string("domain", DOMAIN_RE, "a lowercase DNS name like keys.example.com")
+    zone = r.string("hostedZoneId", ZONE_ID_RE, "a Route 53 hosted zone id like Z0123456789ABC")
+
+    t = r.obj("throttle")
+    r.unknown(frozenset({"rateLimit", "burstLimit"}), "throttle", t)
+    throttle = Throttle(
+        rate_limit=r.integer("throttle.rateLimit", t.get("rateLimit"), 1, 100_000),
+        burst_limit=r.integer("throttle.burstLimit", t.get("burstLimit"), 1, 100_000),
+    )
+
+    lam = r.obj("lambda")
+    r.unknown(frozenset({"memoryMb", "architecture", "reservedConcurrency", "timeoutSeconds"}),
+              "lambda", lam)
+    arch = lam.get("architecture")
+    if arch not in ("arm64", "x86_64"):
+        r.fail("lambda.architecture", f"must be arm64 or x86_64, got {arch!r}")
+    lambda_ = LambdaSettings(
+        memory_mb=r.integer("lambda.memoryMb", lam.get("memoryMb"), 128, 10_240),
+        architecture=str(arch),
+        reserved_concurrency=r.integer("lambda.reservedConcurrency",
+                                       lam.get("reservedConcurrency"), 1, 10_000),
+        timeout_seconds=r.integer("lambda.timeoutSeconds", lam.get("timeoutSeconds", 10), 1, 30),
+    )
+
+    retention = r.integer("logRetentionDays", r.value("logRetentionDays"), 1, 3653)
+    if retention and retention not in LOG_RETENTION_DAYS:
+        r.fail("logRetentionDays", f"must be one of CloudWatch's periods "
+               f"{', '.join(map(str, LOG_RETENTION_DAYS))}, got {retention}")
+
+    a = r.obj("alarms")
+    r.unknown(frozenset({"errors5xx", "latencyP99Ms", "throttles", "periodSeconds",
+                         "evaluationPeriods"}), "alarms", a)
+    period = r.integer("alarms.periodSeconds", a.get("periodSeconds"), 10, 86_400)
+    if period and period not in (10, 30) and period % 60:
+        r.fail("alarms.periodSeconds", f"must be 10, 30 or a multiple of 60, got {period}")
+    alarms = Alarms(
+        errors_5xx=r.integer("alarms.errors5xx", a.get("errors5xx"), 0, 1_000_000),
+        latency_p99_ms=r.integer("alarms.latencyP99Ms", a.get("latencyP99Ms"), 1, 30_000),
+        throttles=r.integer("alarms.throttles", a.get("throttles"), 0, 1_000_000),
+        period_seconds=period,
+        evaluation_periods=r.integer("alarms.evaluationPeriods", a.get("evaluationPeriods"),
+                                     1, 100),
+    )
+
+    h = r.value("healthCheck", required=False) or {"intervalSeconds": 30, "failureThreshold": 3}
+    if not isinstance(h, dict):
+        r.fail("healthCheck", "must be a mapping")
+        h = {}
+    r.unknown(frozenset({"intervalSeconds", "failureThreshold"}), "healthCheck", h)
+    interval = r.integer("healthCheck.intervalSeconds", h.get("intervalSeconds"), 10, 30)
+    if interval and interval not in HEALTH_INTERVALS:
+        r.fail("healthCheck.intervalSeconds", f"must be 10 or 30 (Route 53), got {interval}")
+    health = HealthCheck(
+        interval_seconds=interval,
+        failure_threshold=r.integer("healthCheck.failureThreshold", h.get("failureThreshold"),
+                                    1, 10),
+    )
+
+    readers = r.value("serverReaderRoleArns", required=False) or []
+    if not isinstance(readers, list) or not all(
+        isinstance(x, str) and ROLE_ARN_RE.fullmatch(x) for x in readers
+    ):
+        r.fail("serverReaderRoleArns", "must be a list of IAM role ARNs "
+               "(arn:aws:iam::<account>:role/<name>)")
+        readers = []
+    statements = r.value("functionPolicyStatements", required=False) or []
+    if not isinstance(statements, list) or not all(_statement_ok(s) for s in statements):
+        r.fail("functionPolicyStatements", "must be a list of IAM statements with Effect, "
+               "Action and Resource")
+        statements = []
+
+    config = DeployConfig(
+        stack=stack,
+        production=production,
+        credentials_stack=credentials_stack,
+        regions=regions,
+        domain=domain,
+        hosted_zone_id=zone,
+        throttle=throttle,
+        lambda_=lambda_,
+        log_retention_days=retention,
+        alarms=alarms,
+        bundle_ttl_days=r.integer("bundleTtlDays", r.value("bundleTtlDays"), 1, 90),
+        health_check=health,
+        server_reader_role_arns=tuple(readers),
+        function_policy_statements=tuple(statements),
+    )
+    if r.problems:
+        raise ConfigError(
+            f"{source} has {len(r.problems)} invalid setting(s): " + "; ".join(r.problems),
+            f"Fix them in {source} (see docs/deploy.md, section Settings).",
+        )
+    return config
+
+
+def _regions(r: _Reader, production: bool) -> tuple[str, ...]:
+    value = r.value("regions")
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not value:
+        r.fail("regions", "must be a non-empty list of AWS regions")
+        return ()
+    bad = [x for x in value if not isinstance(x, str) or not REGION_RE.fullmatch(x)]
+    if bad:
+        r.fail("regions", f"has invalid AWS region names {bad!r} (like eu-west-1)")
+    if len(set(map(str, value))) != len(value):
+        r.fail("regions", "lists a region twice")
+    if production and len(value) < 2:
+        r.fail("regions", f"must list at least 2 regions for a production stack, got {len(value)}"
+               " (a single region is a single point of failure)")
+    return tuple(str(x) for x in value)
+
+
+def _statement_ok(statement: Any) -> bool:
+    return (
+        isinstance(statement, dict)
+        and statement.get("Effect") in ("Allow", "Deny")
+        and "Action" in statement
+        and "Resource" in statement
+    )

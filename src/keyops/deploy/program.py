@@ -1,0 +1,180 @@
+"""The Pulumi program: settings → bundle + keyring (in-process) → components → stack outputs.
+
+``infra/__main__.py`` calls :func:`main`. Everything that needs credentials happens here, before
+a single resource is declared: the config is validated, the bundle is built and signed with the
+same code as ``keyops build`` (a policy error stops the deployment), and the keyring is built
+for the auth servers. Every value derived from a secret enters Pulumi as a secret, so the state
+file never holds it in clear.
+
+Inputs are injectable (:class:`Sources`) so the components can be exercised on their own; the
+shipped program always uses :data:`DEFAULT_SOURCES`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import pulumi
+import pulumi_aws as aws
+from pulumi.runtime.config import CONFIG, get_config_env
+
+from keyops.deploy import asset as assets
+from keyops.deploy.config import KNOWN_KEYS, NAMESPACE, DeployConfig, parse
+from keyops.deploy.frontdoor import GlobalFrontDoor
+from keyops.deploy.keyring import AuthKeyring
+from keyops.deploy.regional import RegionalEndpoint
+from keyops.errors import KeyopsError, PolicyRefused
+
+#: Where the build products of a stack go, under the repository root (git-ignored ``build/``).
+BUILD_DIR = Path("build") / "lambda"
+#: Environment variable naming the bundle directory inside the function.
+BUNDLE_ENV = "KEYOPS_BUNDLE_DIR"
+LAMBDA_TASK_ROOT = "/var/task"
+
+
+class BuiltBundle(Protocol):
+    bundle_version: int
+    exp: int
+
+    def write(self, out_dir: Path) -> Path: ...
+
+    def jwks(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Where the program gets its bundle and keyring from."""
+
+    #: (root, credentials stack, ttl days, floor version) -> bundle; raises PolicyRefused.
+    build_bundle: Callable[[Path, str, int, int], BuiltBundle]
+    #: (root, credentials stack) -> the auth servers' keyring document.
+    build_keyring: Callable[[Path, str], dict[str, Any]]
+
+
+def _build_bundle(root: Path, stack: str, ttl_days: int, floor: int) -> BuiltBundle:
+    from keyops.bundle import build_bundle
+
+    return build_bundle(root, stack, ttl_days=ttl_days, floor=floor)
+
+
+def _build_keyring(root: Path, stack: str) -> dict[str, Any]:
+    from keyops import loader
+    from keyops.findings import Severity
+    from keyops.keyring import build_keyring
+    from keyops.sources import WorktreeSource
+
+    result = loader.load(root, WorktreeSource(root), stacks=[stack], decrypt=True)
+    errors = [f for f in result.findings if f.severity is Severity.ERROR]
+    if errors or stack not in result.stacks:
+        raise PolicyRefused(
+            f"refusing to build the auth keyring of stack {stack!r}: {len(errors)} error(s)",
+            "Run keyops validate and fix them.",
+        )
+    return build_keyring(result.stacks[stack])
+
+
+DEFAULT_SOURCES = Sources(build_bundle=_build_bundle, build_keyring=_build_keyring)
+
+
+def raw_settings() -> dict[str, Any]:
+    """Every ``keyops:`` setting of the stack, known keys and (to catch typos) unknown ones."""
+    cfg = pulumi.Config(NAMESPACE)
+    present = {
+        key.split(":", 1)[1]
+        for key in (*CONFIG.get(), *get_config_env())
+        if key.startswith(f"{NAMESPACE}:")
+    }
+    values = {key: cfg.get(key) for key in sorted(present | KNOWN_KEYS)}
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def fingerprint(document: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
+
+
+def run(
+    config: DeployConfig | None = None,
+    *,
+    repo: Path | None = None,
+    sources: Sources = DEFAULT_SOURCES,
+    asset_strategy: str | None = None,
+) -> dict[str, Any]:
+    """Declare every resource of the stack and return the stack outputs (not yet exported)."""
+    from keyops.bundle import previous_version
+    from keyops.repo import find_root
+
+    cfg = config or parse(raw_settings(), pulumi.get_stack())
+    root = find_root(repo)
+    work = root / BUILD_DIR / cfg.stack
+    bundle_dir = work / assets.BUNDLE_DIR
+    bundle = sources.build_bundle(
+        root, cfg.credentials_stack, cfg.bundle_ttl_days, previous_version(bundle_dir)
+    )
+    bundle.write(bundle_dir)
+    built = assets.build_asset(
+        work / "asset",
+        bundle_dir,
+        strategy=asset_strategy or os.environ.get("KEYOPS_ASSET_STRATEGY", "auto"),
+        architecture=cfg.lambda_.architecture,
+    )
+    keyring = sources.build_keyring(root, cfg.credentials_stack)
+
+    providers = {
+        region: aws.Provider(f"aws-{region}", region=region) for region in cfg.regions
+    }
+    primary = providers[cfg.primary_region]
+    code = pulumi.FileArchive(str(built.path))
+    environment = {
+        BUNDLE_ENV: f"{LAMBDA_TASK_ROOT}/{assets.BUNDLE_DIR}",
+        "KEYOPS_STACK": cfg.credentials_stack,
+    }
+    endpoints = {
+        region: RegionalEndpoint(
+            f"endpoint-{region}",
+            config=cfg,
+            region=region,
+            provider=providers[region],
+            code=code,
+            environment=environment,
+        )
+        for region in cfg.regions
+    }
+    front = GlobalFrontDoor("frontdoor", config=cfg, endpoints=endpoints, provider=primary)
+    caller = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(provider=primary))
+    auth = AuthKeyring(
+        "auth-keyring",
+        config=cfg,
+        providers=providers,
+        keyring=pulumi.Output.secret(json.dumps(keyring, sort_keys=True)),
+        account_id=caller.account_id,
+        endpoint_role_arns=[e.role.arn for e in endpoints.values()],
+    )
+    return {
+        "globalUrl": front.url,
+        "regionalUrls": {region: e.url for region, e in endpoints.items()},
+        "jwks": bundle.jwks(),
+        "bundleVersion": bundle.bundle_version,
+        "bundleExpires": dt.datetime.fromtimestamp(bundle.exp, dt.UTC).isoformat(),
+        "keyringSecretArn": auth.secret_arn,
+        # Derived from secrets, so a secret itself: lets an operator compare what is deployed
+        # with a local build (pulumi stack output --show-secrets keyringFingerprint).
+        "keyringFingerprint": pulumi.Output.secret(fingerprint(keyring)),
+        "assetStrategy": built.strategy,
+    }
+
+
+def main() -> None:
+    """Entry point of ``infra/__main__.py``: a user error stops the run with its message only."""
+    try:
+        outputs = run()
+    except KeyopsError as err:
+        raise pulumi.RunError(err.render()) from None
+    for name, value in outputs.items():
+        pulumi.export(name, value)

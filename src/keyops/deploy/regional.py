@@ -1,0 +1,273 @@
+"""``RegionalEndpoint``: the key-serving endpoint in one AWS region, self-sufficient.
+
+Per region: an arm64 Lambda whose code asset carries the signed bundle (static stability: the
+read path touches no data store, so a region serves as long as Lambda and API Gateway run
+there), an HTTP API with a throttled ``$default`` stage and JSON access logs that never record
+the ``Authorization`` header, two custom domains with TLS 1.2 (``<region>.<domain>`` for health
+checks and operators, ``<domain>`` for latency routing), an ACM certificate validated by DNS, and
+CloudWatch alarms on 5xx, p99 latency and throttles published to an SNS topic.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+import pulumi_aws as aws
+
+from keyops.deploy import iam
+from keyops.deploy.asset import HANDLER, RUNTIME
+from keyops.deploy.config import DeployConfig
+
+#: Routes and their authorization: /metrics carries adoption counts, so it needs SigV4 (IAM).
+ROUTES = {
+    "GET /v1/credentials": "NONE",
+    "GET /healthz": "NONE",
+    "GET /metrics": "AWS_IAM",
+}
+TLS_POLICY = "TLS_1_2"
+STAGE = "$default"
+#: Access log fields. Deliberately no $context.authorizer / request headers: the bearer token
+#: must never reach a log.
+ACCESS_LOG_FORMAT = json.dumps({
+    "requestId": "$context.requestId",
+    "ip": "$context.identity.sourceIp",
+    "requestTime": "$context.requestTime",
+    "method": "$context.httpMethod",
+    "route": "$context.routeKey",
+    "status": "$context.status",
+    "responseLength": "$context.responseLength",
+    "latency": "$context.responseLatency",
+    "integrationLatency": "$context.integrationLatency",
+    "integrationError": "$context.integrationErrorMessage",
+}, sort_keys=True)
+
+
+class RegionalEndpoint(pulumi.ComponentResource):
+    url: pulumi.Output[str]
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        config: DeployConfig,
+        region: str,
+        provider: aws.Provider,
+        code: pulumi.Archive,
+        environment: dict[str, str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("keyops:deploy:RegionalEndpoint", name, None, opts)
+        self.region = region
+        o = pulumi.ResourceOptions(parent=self, provider=provider)
+        stack = config.stack
+        tags = {"keyops:stack": stack, "keyops:region": region,
+                "keyops:production": str(config.production).lower()}
+
+        # -- function -------------------------------------------------------------------
+        fn_logs = aws.cloudwatch.LogGroup(
+            f"{name}-fn-logs",
+            name=f"/aws/lambda/keyops-{stack}-endpoint",
+            retention_in_days=config.log_retention_days,
+            tags=tags,
+            opts=o,
+        )
+        self.role = iam.endpoint_role(
+            f"{name}-fn-role", fn_logs, tags, config.function_policy_statements, o
+        )
+        lam = config.lambda_
+        self.function = aws.lambda_.Function(
+            f"{name}-fn",
+            name=f"keyops-{stack}-endpoint",
+            description=f"keyops {stack} key-serving endpoint ({region})",
+            runtime=RUNTIME,
+            handler=HANDLER,
+            architectures=[lam.architecture],
+            code=code,
+            role=self.role.arn,
+            memory_size=lam.memory_mb,
+            timeout=lam.timeout_seconds,
+            reserved_concurrent_executions=lam.reserved_concurrency,
+            environment={"variables": environment},
+            logging_config={"log_format": "JSON", "log_group": fn_logs.name},
+            tags={**tags, "keyops:component": "endpoint"},
+            opts=o,
+        )
+
+        # -- HTTP API -------------------------------------------------------------------
+        api_logs = aws.cloudwatch.LogGroup(
+            f"{name}-api-logs",
+            name=f"/aws/apigateway/keyops-{stack}",
+            retention_in_days=config.log_retention_days,
+            tags=tags,
+            opts=o,
+        )
+        self.api = aws.apigatewayv2.Api(
+            f"{name}-api",
+            name=f"keyops-{stack}",
+            protocol_type="HTTP",
+            # Only the custom domains answer: TLS policy and throttling cannot be bypassed.
+            disable_execute_api_endpoint=True,
+            tags=tags,
+            opts=o,
+        )
+        integration = aws.apigatewayv2.Integration(
+            f"{name}-integration",
+            api_id=self.api.id,
+            integration_type="AWS_PROXY",
+            integration_uri=self.function.invoke_arn,
+            payload_format_version="2.0",
+            timeout_milliseconds=lam.timeout_seconds * 1000,
+            opts=o,
+        )
+        for route_key, auth in ROUTES.items():
+            slug = route_key.split(" ", 1)[1].strip("/").replace("/", "-")
+            aws.apigatewayv2.Route(
+                f"{name}-route-{slug}",
+                api_id=self.api.id,
+                route_key=route_key,
+                authorization_type=auth,
+                target=integration.id.apply(lambda i: f"integrations/{i}"),
+                opts=o,
+            )
+        aws.lambda_.Permission(
+            f"{name}-invoke",
+            action="lambda:InvokeFunction",
+            function=self.function.name,
+            principal="apigateway.amazonaws.com",
+            source_arn=self.api.execution_arn.apply(lambda arn: f"{arn}/*/*"),
+            opts=o,
+        )
+        throttle = config.throttle
+        route_settings: dict[str, object] = {"detailed_metrics_enabled": True}
+        if throttle is not None:
+            route_settings.update(throttling_rate_limit=throttle.rate_limit,
+                                  throttling_burst_limit=throttle.burst_limit)
+        self.stage = aws.apigatewayv2.Stage(
+            f"{name}-stage",
+            api_id=self.api.id,
+            name=STAGE,
+            auto_deploy=True,
+            default_route_settings=route_settings,
+            access_log_settings={"destination_arn": api_logs.arn, "format": ACCESS_LOG_FORMAT},
+            tags=tags,
+            opts=o,
+        )
+
+        # -- TLS: certificate, validation, custom domains ----------------------------
+        regional_name = config.regional_domain(region)
+        names = [regional_name, config.domain]
+        cert = aws.acm.Certificate(
+            f"{name}-cert",
+            domain_name=regional_name,
+            subject_alternative_names=[config.domain],
+            validation_method="DNS",
+            tags=tags,
+            opts=o,
+        )
+        fqdns = []
+        for index, domain in enumerate(names):
+            option = cert.domain_validation_options.apply(
+                lambda options, d=domain: next(x for x in options if x.domain_name == d)
+            )
+            record = aws.route53.Record(
+                f"{name}-cert-validation-{index}",
+                zone_id=config.hosted_zone_id,
+                name=option.apply(lambda x: x.resource_record_name),
+                type=option.apply(lambda x: x.resource_record_type),
+                records=[option.apply(lambda x: x.resource_record_value)],
+                ttl=300,
+                # ACM uses the same CNAME for <domain> in every region: each region writes it.
+                allow_overwrite=True,
+                opts=o,
+            )
+            fqdns.append(record.fqdn)
+        validation = aws.acm.CertificateValidation(
+            f"{name}-cert-validation",
+            certificate_arn=cert.arn,
+            validation_record_fqdns=fqdns,
+            opts=o,
+        )
+        domains = {}
+        for role, domain in (("regional", regional_name), ("global", config.domain)):
+            dn = aws.apigatewayv2.DomainName(
+                f"{name}-domain-{role}",
+                domain_name=domain,
+                domain_name_configuration={
+                    "certificate_arn": validation.certificate_arn,
+                    "endpoint_type": "REGIONAL",
+                    "security_policy": TLS_POLICY,
+                },
+                tags=tags,
+                opts=o,
+            )
+            aws.apigatewayv2.ApiMapping(
+                f"{name}-mapping-{role}",
+                api_id=self.api.id,
+                domain_name=dn.id,
+                stage=self.stage.id,
+                opts=o,
+            )
+            domains[role] = dn
+        regional = domains["regional"].domain_name_configuration
+        aws.route53.Record(
+            f"{name}-regional-record",
+            zone_id=config.hosted_zone_id,
+            name=regional_name,
+            type="A",
+            aliases=[{
+                "name": regional.target_domain_name,
+                "zone_id": regional.hosted_zone_id,
+                "evaluate_target_health": True,
+            }],
+            opts=o,
+        )
+        target = domains["global"].domain_name_configuration
+        #: What the global latency record of this region points at.
+        self.global_target = target.target_domain_name
+        self.global_zone = target.hosted_zone_id
+        self.url = pulumi.Output.from_input(f"https://{regional_name}")
+
+        # -- alarms ---------------------------------------------------------------------
+        topic = aws.sns.Topic(
+            f"{name}-alarms",
+            name=f"keyops-{stack}-alarms",
+            kms_master_key_id="alias/aws/sns",
+            tags=tags,
+            opts=o,
+        )
+        self.alarm_topic = topic
+        a = config.alarms
+        api_dims = {"ApiId": self.api.id, "Stage": STAGE}
+        common = {
+            "period": a.period_seconds,
+            "evaluation_periods": a.evaluation_periods,
+            "comparison_operator": "GreaterThanThreshold",
+            "treat_missing_data": "notBreaching",
+            "alarm_actions": [topic.arn],
+            "ok_actions": [topic.arn],
+            "tags": tags,
+        }
+        self.alarms = [
+            aws.cloudwatch.MetricAlarm(
+                f"{name}-alarm-5xx", name=f"keyops-{stack}-{region}-5xx",
+                alarm_description="The endpoint answered 5xx (not-ready bundle or a crash).",
+                namespace="AWS/ApiGateway", metric_name="5xx", dimensions=api_dims,
+                statistic="Sum", threshold=a.errors_5xx, opts=o, **common,
+            ),
+            aws.cloudwatch.MetricAlarm(
+                f"{name}-alarm-latency", name=f"keyops-{stack}-{region}-p99-latency",
+                alarm_description="p99 latency of the endpoint is above the threshold (ms).",
+                namespace="AWS/ApiGateway", metric_name="Latency", dimensions=api_dims,
+                extended_statistic="p99", threshold=a.latency_p99_ms, opts=o, **common,
+            ),
+            aws.cloudwatch.MetricAlarm(
+                f"{name}-alarm-throttles", name=f"keyops-{stack}-{region}-throttles",
+                alarm_description="Invocations were throttled at the reserved concurrency.",
+                namespace="AWS/Lambda", metric_name="Throttles",
+                dimensions={"FunctionName": self.function.name},
+                statistic="Sum", threshold=a.throttles, opts=o, **common,
+            ),
+        ]
+        self.register_outputs({"url": self.url, "apiId": self.api.id,
+                               "functionName": self.function.name})
