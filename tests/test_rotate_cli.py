@@ -1,0 +1,408 @@
+"""`keyops rotate` and the other lifecycle commands, run as a user would: real git, real sops."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+from conftest import KeyRepo
+
+from keyops import sample
+
+IOS = "credentials/dev/ios.yaml"
+ANDROID = "credentials/dev/android.yaml"
+
+
+def pair() -> tuple[str, str]:
+    return sample.pusher_hex(), sample.pusher_hex()
+
+
+def rotate(keyrepo: KeyRepo, *extra: str, key: str, secret: str, client: str = "ios"):
+    return keyrepo.run(
+        "rotate",
+        "--stack",
+        "dev",
+        "--client",
+        client,
+        "--now",
+        "2026-11-27",
+        *extra,
+        input=f"{key}\n{secret}\n",
+    )
+
+
+def test_rotate_adds_a_pending_credential_and_keeps_the_layout(keyrepo: KeyRepo) -> None:
+    before = keyrepo.decrypt(IOS)
+    # Comments a team keeps in the file must survive every edit.
+    plain = b"# owner: mobile team\n" + sample.dump_yaml(before).replace(
+        b"cluster: eu\n", b"cluster: eu  # never changes\n"
+    )
+    keyrepo.write_bytes(IOS, keyrepo.sops().encrypt(plain, IOS))
+    keyrepo.commit("comments")
+    key, secret = pair()
+    proc = rotate(
+        keyrepo, "--rollout-percent", "10", "--min-app-version", "5.3.0", key=key, secret=secret
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[:2] == [
+        f"updated {IOS} (verified: decrypts to the intended content)",
+        "  ios-2026-11-2: new pending credential (rollout 10%, min app version 5.3.0)",
+    ]
+    assert proc.stderr == ""
+    after = keyrepo.decrypt(IOS)
+    assert after["credentials"][0] == {
+        "id": "ios-2026-11-2",  # ios-2026-11 is taken in the sample, so the suffix applies
+        "state": "pending",
+        "key": key,
+        "secret": secret,
+        "created": "2026-11-27",
+        "min_app_version": "5.3.0",
+        "rollout_percent": 10,
+    }
+    assert after["credentials"][1:] == before["credentials"]
+    assert {k: v for k, v in after.items() if k != "credentials"} == {
+        k: v for k, v in before.items() if k != "credentials"
+    }
+    text = keyrepo.path(IOS).read_text()
+    # The comments and the key order survive the edit.
+    assert text.startswith("# owner: mobile team\n")
+    # sops moves an end-of-line comment onto its own line; keyops keeps it where sops put it.
+    assert "    # never changes\n    cluster: eu\n" in text
+    assert list(after) == list(before)
+    assert key not in text and secret not in text
+    assert keyrepo.git("status", "--porcelain") == f"M {IOS}"
+    assert keyrepo.run("validate").returncode == 0
+
+
+def test_rotate_reads_from_file_and_uses_the_default_id(keyrepo: KeyRepo, tmp_path: Path) -> None:
+    key, secret = pair()
+    source = tmp_path / "pair.txt"
+    source.write_text(f"{key}\n{secret}\n")
+    proc = keyrepo.run(
+        "rotate",
+        "--stack",
+        "dev",
+        "--client",
+        "android",
+        "--now",
+        "2026-12-02",
+        "--from-file",
+        str(source),
+    )
+    assert proc.returncode == 0, proc.stderr
+    cred = keyrepo.decrypt(ANDROID)["credentials"][0]
+    assert (cred["id"], cred["state"], cred["key"], cred["secret"]) == (
+        "android-2026-12",
+        "pending",
+        key,
+        secret,
+    )
+
+
+def test_rotate_refuses_a_malformed_key_without_echoing_it(keyrepo: KeyRepo) -> None:
+    bad = "ABCDEF0123456789ABCD"
+    proc = rotate(keyrepo, key=bad, secret=sample.pusher_hex())
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        "error: the key is not in Pusher's format: expected 20 lowercase hexadecimal characters, "
+        "got 20 characters including upper-case letters. Copy the key again from the Pusher "
+        "dashboard (App Keys).\n"
+    )
+    assert bad not in proc.stdout + proc.stderr
+    assert keyrepo.git("status", "--porcelain") == ""
+
+
+def test_rotate_refuses_wrong_line_count(keyrepo: KeyRepo) -> None:
+    proc = keyrepo.run("rotate", "--stack", "dev", "--client", "ios", input="only-one-line\n")
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(
+        "error: stdin must hold exactly two non-empty lines, the key then the secret; found 1."
+    )
+    assert "only-one-line" not in proc.stderr
+
+
+def test_rotate_refuses_a_key_used_anywhere_in_the_repository(keyrepo: KeyRepo) -> None:
+    android_key = keyrepo.decrypt(ANDROID)["credentials"][0]["key"]
+    proc = rotate(keyrepo, key=android_key, secret=sample.pusher_hex())
+    assert proc.returncode == 1
+    lines = proc.stderr.splitlines()
+    assert lines[0] == (
+        f"error: the policy engine refuses this change to {IOS}; nothing was written. Fix what "
+        "each finding below names, or choose another move (docs/rotation.md):"
+    )
+    assert len(lines) == 2
+    assert "error[unique-key] the key of " in lines[1]
+    assert "android-2026-03" in lines[1] and "ios-2026-11-2" in lines[1]
+    assert android_key not in proc.stderr
+    assert keyrepo.git("status", "--porcelain") == ""
+
+
+def test_rotate_refuses_a_taken_id(keyrepo: KeyRepo) -> None:
+    key, secret = pair()
+    proc = rotate(keyrepo, "--id", "android-2026-03", key=key, secret=secret)
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        "error: credential id 'android-2026-03' is already used in stack dev. Ids are unique "
+        "within a stack and never reused; pick another --id or omit it for the default.\n"
+    )
+
+
+def test_edit_refuses_a_dirty_file_unless_allowed(keyrepo: KeyRepo) -> None:
+    plain = b"# a hand edit\n" + sample.dump_yaml(keyrepo.decrypt(IOS))
+    keyrepo.write_bytes(IOS, keyrepo.sops().encrypt(plain, IOS))
+    key, secret = pair()
+    proc = rotate(keyrepo, key=key, secret=secret)
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        f"error: {IOS} has uncommitted changes. Commit or discard them first (git diff -- FILE "
+        "shows them), or pass --allow-dirty to build on top of them.\n"
+    )
+    proc = rotate(keyrepo, "--allow-dirty", key=key, secret=secret)
+    assert proc.returncode == 0, proc.stderr
+    assert keyrepo.path(IOS).read_text().startswith("# a hand edit\n")
+
+
+def test_unknown_client_is_named(keyrepo: KeyRepo) -> None:
+    proc = keyrepo.run("promote", "--stack", "dev", "--client", "tvos")
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        "error: credentials/dev/tvos.yaml does not exist. Known clients of dev: android, ios, "
+        "server, web.\n"
+    )
+
+
+def test_promote_without_pending_is_refused(keyrepo: KeyRepo) -> None:
+    proc = keyrepo.run("promote", "--stack", "dev", "--client", "web")
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        "error: there is no pending credential to promote. Add one first with keyops rotate, "
+        "or name the credential with --id.\n"
+    )
+
+
+def test_promote_moves_pending_to_active_and_active_to_retiring(keyrepo: KeyRepo) -> None:
+    key, secret = pair()
+    assert rotate(keyrepo, client="web", key=key, secret=secret).returncode == 0
+    keyrepo.commit("rotate web")
+    proc = keyrepo.run("promote", "--stack", "dev", "--client", "web", "--now", "2026-11-30")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        "updated credentials/dev/web.yaml (verified: decrypts to the intended content)",
+        "  web-2026-11: pending → active (activated 2026-11-30)",
+        "  web-2026-06: active → retiring (retiring_since 2026-11-30)",
+        "next: retire web-2026-06 after 2026-12-30, once adoption is below 1% (keyops retire "
+        "--stack dev --client web --id web-2026-06)",
+    ]
+    creds = {c["id"]: c for c in keyrepo.decrypt("credentials/dev/web.yaml")["credentials"]}
+    assert creds["web-2026-11"]["state"] == "active"
+    assert creds["web-2026-11"]["activated"] == "2026-11-30"
+    assert creds["web-2026-06"]["state"] == "retiring"
+    assert creds["web-2026-06"]["retiring_since"] == "2026-11-30"
+    # Field order follows DESIGN.md: retiring_since right after activated.
+    assert list(creds["web-2026-06"]) == [
+        "id",
+        "state",
+        "key",
+        "secret",
+        "created",
+        "activated",
+        "retiring_since",
+    ]
+
+
+def test_rollout_changes_the_share_and_refuses_out_of_range(keyrepo: KeyRepo) -> None:
+    key, secret = pair()
+    assert rotate(keyrepo, "--rollout-percent", "5", key=key, secret=secret).returncode == 0
+    keyrepo.commit("rotate")
+    proc = keyrepo.run(
+        "rollout", "--stack", "dev", "--client", "ios", "--id", "ios-2026-11-2", "--percent", "50"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "  ios-2026-11-2: rollout 5% → 50%" in proc.stdout.splitlines()
+    keyrepo.commit("rollout")
+    proc = keyrepo.run(
+        "rollout", "--stack", "dev", "--client", "ios", "--id", "ios-2026-11-2", "--percent", "150"
+    )
+    assert proc.returncode == 1
+    assert "error[rollout-range]" in proc.stderr
+    assert keyrepo.decrypt(IOS)["credentials"][0]["rollout_percent"] == 50
+
+
+def test_revoke_active_with_promote_pending(keyrepo: KeyRepo) -> None:
+    key, secret = pair()
+    assert rotate(keyrepo, client="web", key=key, secret=secret).returncode == 0
+    keyrepo.commit("rotate web")
+    args = (
+        "revoke",
+        "--stack",
+        "dev",
+        "--client",
+        "web",
+        "--id",
+        "web-2026-06",
+        "--reason",
+        "key leaked in a public gist",
+        "--incident",
+        "INC-4711",
+        "--now",
+        "2026-11-28",
+    )
+    refused = keyrepo.run(*args, "--no-promote-pending")
+    assert refused.returncode == 1
+    assert "error[single-active]" in refused.stderr or "error[retire-needs-successor]" in (
+        refused.stderr
+    )
+    assert keyrepo.git("status", "--porcelain") == ""
+    proc = keyrepo.run(*args, "--promote-pending")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[1:3] == [
+        "  web-2026-06: active → revoked (INC-4711)",
+        "  web-2026-11: pending → active (activated 2026-11-28)",
+    ]
+    creds = {c["id"]: c for c in keyrepo.decrypt("credentials/dev/web.yaml")["credentials"]}
+    assert creds["web-2026-06"]["state"] == "revoked"
+    assert creds["web-2026-06"]["reason"] == "key leaked in a public gist"
+    assert creds["web-2026-06"]["incident"] == "INC-4711"
+    assert creds["web-2026-11"]["state"] == "active"
+
+
+def test_revoke_retiring_needs_no_overlap(keyrepo: KeyRepo) -> None:
+    proc = keyrepo.run(
+        "revoke",
+        "--stack",
+        "dev",
+        "--client",
+        "ios",
+        "--id",
+        "ios-2026-05",
+        "--reason",
+        "device farm compromise",
+        "--incident",
+        "INC-9",
+        "--now",
+        "2026-11-27",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "approval: this change needs an approving review" in proc.stdout
+    assert keyrepo.decrypt(IOS)["credentials"][1]["state"] == "revoked"
+
+
+def test_app_auth_rotate_generates_a_secret_only_into_a_private_file(
+    keyrepo: KeyRepo, tmp_path: Path
+) -> None:
+    out = tmp_path / "secret.txt"
+    proc = keyrepo.run(
+        "app-auth",
+        "rotate",
+        "--stack",
+        "dev",
+        "--client",
+        "ios",
+        "--now",
+        "2026-11-27",
+        "--secret-out",
+        str(out),
+    )
+    assert proc.returncode == 0, proc.stderr
+    secret = out.read_text().strip()
+    assert stat.S_IMODE(os.stat(out).st_mode) == 0o600
+    assert len(secret) == 43 and secret not in proc.stdout + proc.stderr
+    auth = keyrepo.decrypt(IOS)["app_auth"]
+    assert [(a["kid"], a["state"]) for a in auth] == [
+        ("ios-build-2026b", "active"),
+        ("ios-build-2026a", "active"),
+    ]
+    assert auth[0]["secret"] == secret
+    keyrepo.commit("app auth")
+    proc = keyrepo.run(
+        "app-auth",
+        "retire",
+        "--stack",
+        "dev",
+        "--client",
+        "ios",
+        "--kid",
+        "ios-build-2026a",
+        "--now",
+        "2026-11-28",
+    )
+    assert proc.returncode == 0, proc.stderr
+    auth = keyrepo.decrypt(IOS)["app_auth"]
+    assert auth[1] == {**auth[1], "state": "retired", "retired": "2026-11-28"}
+
+
+def test_app_auth_is_refused_for_a_server_client(keyrepo: KeyRepo) -> None:
+    proc = keyrepo.run("app-auth", "rotate", "--stack", "dev", "--client", "server")
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        "error: client 'server' is delivered 'secret-store'; app_auth secrets exist only for "
+        "served clients. Use app-auth on a client with delivery: served.\n"
+    )
+
+
+def test_pr_commits_on_a_branch_and_prints_the_gh_command(keyrepo: KeyRepo) -> None:
+    key, secret = pair()
+    env = {"PATH": "/usr/bin:/bin"}  # no gh here: keyops must print the exact command instead
+    proc = keyrepo.run(
+        "rotate",
+        "--stack",
+        "dev",
+        "--client",
+        "ios",
+        "--now",
+        "2026-11-27",
+        "--pr",
+        input=f"{key}\n{secret}\n",
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    branch = "keyops/dev-ios-rotate-ios-2026-11-2"
+    assert keyrepo.git("rev-parse", "--abbrev-ref", "HEAD") == branch
+    assert keyrepo.git("log", "-1", "--format=%s") == (
+        "chore(credentials): rotate dev/ios ios-2026-11-2"
+    )
+    assert keyrepo.git("status", "--porcelain") == ""
+    body_file = keyrepo.root / ".git" / "keyops" / f"pr-{branch.replace('/', '-')}.md"
+    body = body_file.read_text()
+    assert (
+        "## What changes\n`credentials/dev/ios.yaml` (dev/ios):\n- ios-2026-11-2: new pending"
+        in body
+    )
+    assert "## keyops check" in body and "## Reviewers must verify" in body
+    assert "## Next step\nafter merge, raise the rollout" in body
+    assert key not in body and secret not in body and "ENC[" not in body
+    assert proc.stdout.splitlines()[-3:] == [
+        "gh is not available or not authenticated; open the pull request with:",
+        f"  git push -u origin {branch}",
+        f"  gh pr create --base main --head {branch} --title 'chore(credentials): rotate dev/ios "
+        f"ios-2026-11-2' --body-file {body_file}",
+    ]
+
+
+def test_history_lists_transitions_from_git_without_a_key(keyrepo: KeyRepo) -> None:
+    key, secret = pair()
+    assert rotate(keyrepo, client="web", key=key, secret=secret).returncode == 0
+    keyrepo.commit("rotate web")
+    assert (
+        keyrepo.run(
+            "promote", "--stack", "dev", "--client", "web", "--now", "2026-11-30"
+        ).returncode
+        == 0
+    )
+    keyrepo.commit("promote web")
+    proc = keyrepo.run(
+        "history", "--stack", "dev", "--client", "web", "--format", "json", key=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    events = [(e["credential"], e["transition"], e["author"]) for e in json.loads(proc.stdout)]
+    assert events == [
+        ("web-2026-06", "added as active", "Test Author"),
+        ("app_auth web-build-2026a", "added as active", "Test Author"),
+        ("web-2026-11", "added as pending", "Test Author"),
+        ("web-2026-11", "pending → active", "Test Author"),
+        ("web-2026-06", "active → retiring", "Test Author"),
+    ]
+    text = keyrepo.run("history", "--stack", "dev", "--client", "web", key=False).stdout
+    assert text.splitlines()[0].split() == ["DATE", "COMMIT", "AUTHOR", "CREDENTIAL", "TRANSITION"]
