@@ -8,7 +8,6 @@ import stat
 from pathlib import Path
 
 from conftest import KeyRepo
-
 from keyops import sample
 
 IOS = "credentials/dev/ios.yaml"
