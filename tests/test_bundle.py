@@ -143,11 +143,13 @@ def test_build_refuses_on_findings_and_writes_nothing(keyrepo: KeyRepo, tmp_path
     [
         (
             ["--stack", "prod", "--out", "x"],
-            "error: stack 'prod' does not exist (no credentials/prod/ directory). Known stacks: dev.",
+            "error: stack 'prod' does not exist (no credentials/prod/ directory). "
+            "Known stacks: dev.",
         ),
         (
             ["--stack", "dev", "--out", "x", "--now", "yesterday"],
-            "error: --now 'yesterday' is not an ISO 8601 date or time. Use e.g. 2026-11-27T12:00:00Z.",
+            "error: --now 'yesterday' is not an ISO 8601 date or time. "
+            "Use e.g. 2026-11-27T12:00:00Z.",
         ),
         (
             ["--stack", "dev", "--out", "x", "--ttl-days", "0"],
@@ -218,5 +220,6 @@ def test_missing_bundle_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(BundleError) as info:
         Bundle.load(tmp_path)
     assert info.value.render() == (
-        f"error: no bundle at {tmp_path / BUNDLE_FILE}. Build one: keyops build --stack S --out DIR."
+        f"error: no bundle at {tmp_path / BUNDLE_FILE}. "
+        "Build one: keyops build --stack S --out DIR."
     )
