@@ -129,6 +129,18 @@ def load(raw: bytes) -> YamlDocument:
 
 
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
+_STR = "tag:yaml.org,2002:str"
+
+
+def _real_date(node: yaml.ScalarNode) -> bool:
+    loader = yaml.SafeLoader("")
+    try:
+        loader.construct_yaml_timestamp(node)
+    except (ValueError, OverflowError):
+        return False
+    finally:
+        loader.dispose()
+    return True
 
 
 def _walk(node: yaml.Node, pointer: str, doc: YamlDocument, problems: list[YamlProblem]) -> None:
@@ -137,7 +149,10 @@ def _walk(node: yaml.Node, pointer: str, doc: YamlDocument, problems: list[YamlP
         seen: dict[str, int] = {}
         for key_node, value_node in node.value:
             line = key_node.start_mark.line + 1
-            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != "tag:yaml.org,2002:str":
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                problems.append(YamlProblem(line, "merge keys (<<) are not allowed", pointer))
+                continue
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != _STR:
                 problems.append(
                     YamlProblem(line, f"mapping keys must be plain strings (at {pointer})", pointer)
                 )
@@ -163,6 +178,11 @@ def _walk(node: yaml.Node, pointer: str, doc: YamlDocument, problems: list[YamlP
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             _walk(item, child_pointer(pointer, index), doc, problems)
+    elif isinstance(node, yaml.ScalarNode) and node.tag == _TIMESTAMP and not _real_date(node):
+        # Looks like a date but is none (2026-02-30): sops writes it back unquoted as a plain
+        # string, so asking to quote it would be impossible to follow. Keep it a string and let
+        # the schema say "not a valid date".
+        node.tag = _STR
     elif isinstance(node, yaml.ScalarNode) and node.tag == _TIMESTAMP:
         problems.append(
             YamlProblem(
