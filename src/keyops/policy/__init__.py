@@ -11,7 +11,7 @@ Public interface (other commands code against it):
 
 from keyops.policy.client_view import client_view
 from keyops.policy.context import Context, Review, load_adoption, load_reviews, parse_reviews
-from keyops.policy.engine import evaluate, replace_document
+from keyops.policy.engine import evaluate, in_memory, replace_document
 from keyops.policy.rules import ORDER, RULES, Rule
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "Rule",
     "client_view",
     "evaluate",
+    "in_memory",
     "load_adoption",
     "load_reviews",
     "parse_reviews",

@@ -120,3 +120,11 @@ def build_stacks(records: dict[str, FileRecord]) -> dict[str, Stack]:
                 record.relpath, record.stack, document
             )
     return stacks
+
+
+def in_memory(documents: dict[str, dict[str, Any]], label: str = "memory") -> LoadResult:
+    """A LoadResult of decrypted documents by path, built without sops (tests, what-if checks)."""
+    result = LoadResult(source_label=label, decrypted=True)
+    for relpath, document in documents.items():
+        result = replace_document(result, relpath, document)
+    return result

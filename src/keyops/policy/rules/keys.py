@@ -25,9 +25,18 @@ _SECRET_NAMES = frozenset({"secret", "private_jwk", "encryption_master_key", "d"
 )
 def unique_key(facts: Facts) -> Iterable[Finding]:
     seen: dict[str, tuple[Located, str]] = {}
-    for located in sorted(
-        facts.head_index().values(), key=lambda loc: (loc.client.path, loc.cred.index)
-    ):
+    base = facts.base_index()
+
+    def unchanged_first(loc: Located) -> tuple[bool, str, int]:
+        # Blame the credential this change introduced or edited, not the one already there.
+        before = base.get((loc.client.stack, loc.cred.id))
+        same = before is not None and (before.cred.key, before.cred.secret) == (
+            loc.cred.key,
+            loc.cred.secret,
+        )
+        return (not same, loc.client.path, loc.cred.index)
+
+    for located in sorted(facts.head_index().values(), key=unchanged_first):
         for field in ("key", "secret"):
             value = getattr(located.cred, field)
             if value is None:
