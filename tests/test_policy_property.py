@@ -33,8 +33,13 @@ RULES = Settings(
 )
 OPS = ("rotate", "promote", "set_state", "remove", "wait", "rekey", "rollout")
 STATES = ("pending", "active", "retiring", "retired", "revoked")
-_DATE_FIELD = {"active": "activated", "retiring": "retiring_since", "retired": "retired",
-               "revoked": "revoked"}  # fmt: skip
+#: The dates each state requires (schema), set to the day of the operation.
+NEEDED = {
+    "active": ("activated",),
+    "retiring": ("activated", "retiring_since"),
+    "retired": ("activated", "retiring_since", "retired"),
+    "revoked": ("revoked",),
+}
 
 
 def initial() -> dict[str, dict[str, Any]]:
@@ -47,21 +52,19 @@ def initial() -> dict[str, dict[str, Any]]:
 
 
 def set_state(item: dict[str, Any], state: str, today: dt.date) -> None:
-    """Move a credential to ``state`` with the dates (and reasons) that state requires."""
+    """Move a credential to ``state`` with the fields that state requires, dropping the rest."""
     item["state"] = state
-    item.pop("rollout_percent", None) if state != "pending" else None
-    for name in ("activated", "retiring_since", "retired", "revoked", "reason", "incident"):
-        if state == "pending" or (state == "active" and name != "activated"):
-            item.pop(name, None)
-    if state in ("retiring", "retired"):
-        item.pop("revoked", None)
+    if state != "pending":
+        item.pop("rollout_percent", None)
+    keep = set(NEEDED.get(state, ()))
     if state == "revoked":
-        item.pop("retired", None)
+        keep |= {"activated", "retiring_since", "reason", "incident"}
         item.setdefault("reason", "key found in a public log")
         item.setdefault("incident", "SEC-1")
-    needed = {"active": ["activated"], "retiring": ["activated", "retiring_since"],
-              "retired": ["activated", "retiring_since", "retired"], "revoked": ["revoked"]}  # fmt: skip
-    for name in needed.get(state, []):
+    for name in ("activated", "retiring_since", "retired", "revoked", "reason", "incident"):
+        if name not in keep:
+            item.pop(name, None)
+    for name in NEEDED.get(state, ()):
         item.setdefault(name, today.isoformat())
 
 

@@ -405,8 +405,7 @@ def test_revoke_reason() -> None:
             "revoke-reason",
             "error",
             "ios-2026-05",
-            "ios-2026-05 is revoked without incident; say why it was revoked and name the "
-            "incident",
+            "ios-2026-05 is revoked without incident; say why it was revoked and name the incident",
         )
     ]
     both = run(revoke_ios_old, only=("revoke-reason",))
