@@ -146,29 +146,31 @@ def age_issue(finding: Finding, rules: settings.Settings, today: dt.date) -> Age
     return AgeIssue(f"{stack}/{cred}", title, body + "\n")
 
 
-def wanted_issues(
-    root: Path, stacks: list[str] | None, today: dt.date
-) -> tuple[dict[str, AgeIssue], set[str]]:
-    """The issues that should be open, by key, and the stacks that were looked at."""
+def wanted_issues(root: Path, stacks: list[str] | None, today: dt.date) -> dict[str, AgeIssue]:
+    """The issues that should be open, by key."""
     source = WorktreeSource(root)
-    known = known_stacks(source, stacks)
+    known_stacks(source, stacks)
     rules = settings.load(root)
     head = loader.load(root, source, stacks=stacks, decrypt=False)
     findings = evaluate(None, head, Context(now=today), rules, only={"max-age"}, root=root)
     issues = [age_issue(f, rules, today) for f in findings if f.rule == "max-age"]
-    return {i.key: i for i in issues}, set(stacks or known)
+    return {i.key: i for i in issues}
 
 
 def sync_issues(
     github: GitHub,
     wanted: dict[str, AgeIssue],
-    scope: set[str],
+    scope: set[str] | None,
     label: str,
     today: dt.date,
     *,
     dry_run: bool,
 ) -> list[str]:
-    """Make GitHub's open issues match ``wanted``; returns one line per action."""
+    """Make GitHub's open issues match ``wanted``; returns one line per action.
+
+    Issues of stacks outside ``scope`` (``--stack``) are left alone; without a scope every open
+    issue whose credential no longer trips the rule is closed, including one of a deleted stack.
+    """
     actions: list[str] = []
     if not dry_run and github.ensure_label(
         label, LABEL_COLOR, "keyops: credentials near their maximum age"
@@ -196,7 +198,7 @@ def sync_issues(
         else:
             actions.append(f"unchanged #{have['number']}: {want.title}")
     for key, have in sorted(existing.items()):
-        if key in wanted or key.split("/")[0] not in scope:
+        if key in wanted or (scope is not None and key.split("/")[0] not in scope):
             continue
         number = int(have["number"])
         if not dry_run:
@@ -321,10 +323,16 @@ def bundles_chore(args: argparse.Namespace) -> int:
             due.append(e.stack)
         verdict = "redeploy" if soon else ("unreachable" if e.unreachable else "ok")
         print(f"{e.stack}  {e.where}  {_describe(e)}  -> {verdict}")
-    unreachable = any(e.unreachable for e in expiries)
+    unreachable = sum(1 for e in expiries if e.unreachable)
     if not due:
+        if unreachable:
+            print(
+                f"{unreachable} endpoint(s) could not be asked; no other bundle expires within "
+                f"{args.within_days} day(s)"
+            )
+            return EXIT_FINDINGS
         print(f"no bundle expires within {args.within_days} day(s)")
-        return EXIT_FINDINGS if unreachable else EXIT_OK
+        return EXIT_OK
     if not args.dispatch:
         print(f"redeploy needed: {', '.join(due)} (pass --dispatch deploy.yml to trigger it)")
         return EXIT_FINDINGS
@@ -337,7 +345,8 @@ def bundles_chore(args: argparse.Namespace) -> int:
 def issues_chore(args: argparse.Namespace, github: GitHub) -> int:
     root = repo.find_root(args.repo)
     today = parse_now(args.now)
-    wanted, scope = wanted_issues(root, args.stack, today)
+    wanted = wanted_issues(root, args.stack, today)
+    scope = set(args.stack) if args.stack else None
     for line in sync_issues(github, wanted, scope, args.label, today, dry_run=args.dry_run):
         print(line)
     if not wanted:
