@@ -1,0 +1,121 @@
+"""The Lambda adapter fed with recorded API Gateway HTTP API (payload 2.0) events."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import KeyRepo
+from keyops.endpoint import lambda_handler
+from test_endpoint_support import (
+    app_auth,
+    bundle_dir,
+    claims,
+    jwks_of,
+    mint,
+    new_epk,
+    open_answer,
+    served_repo,
+)
+
+__all__ = ["bundle_dir", "served_repo"]
+EVENTS = Path(__file__).parent / "events"
+
+
+def event(name: str, token: str = "") -> dict[str, Any]:
+    text = (EVENTS / name).read_text().replace("{{TOKEN}}", token)
+    data: dict[str, Any] = json.loads(text)
+    return data
+
+
+@pytest.fixture
+def deployed(bundle_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.setenv("KEYOPS_BUNDLE", str(bundle_dir))
+    monkeypatch.delenv("KEYOPS_PINNED_JWKS", raising=False)
+    lambda_handler.reset()
+    yield bundle_dir
+    lambda_handler.reset()
+
+
+def test_credentials_event(
+    deployed: Path, served_repo: KeyRepo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    epk = new_epk()
+    token = mint(*app_auth(served_repo), claims(epk, held="ios-2026-05"))
+    answer = lambda_handler.handler(event("credentials.json", token), None)
+    assert answer["statusCode"] == 200
+    assert answer["isBase64Encoded"] is False
+    assert answer["headers"] == {"content-type": "application/jose", "cache-control": "no-store"}
+    payload = open_answer(answer["body"], epk, jwks_of(deployed))
+    assert (payload["client"], payload["credential_id"]) == ("ios", "ios-2026-11")
+    logged = capsys.readouterr().out
+    assert json.loads(logged) == {
+        "keyops": "served",
+        "client": "ios",
+        "credential": "ios-2026-11",
+        "held": "ios-2026-05",
+    }
+    assert token not in logged and payload["key"] not in logged
+
+
+@pytest.mark.parametrize(
+    ("name", "status", "code"),
+    [
+        ("credentials-no-auth.json", 401, "invalid-token"),
+        ("unknown-route.json", 404, "not-found"),
+        ("post-credentials.json", 405, "method-not-allowed"),
+    ],
+)
+def test_error_events(deployed: Path, name: str, status: int, code: str) -> None:
+    answer = lambda_handler.handler(event(name, "x.y.z"), None)
+    assert answer["statusCode"] == status
+    assert answer["headers"]["content-type"] == "application/problem+json"
+    assert json.loads(answer["body"])["code"] == code
+
+
+def test_health_and_metrics_events(deployed: Path) -> None:
+    health = lambda_handler.handler(event("healthz.json"), None)
+    assert health["statusCode"] == 200
+    assert json.loads(health["body"])["status"] == "ok"
+    metrics = lambda_handler.handler(event("metrics.json"), None)
+    assert metrics["statusCode"] == 200
+    assert metrics["headers"]["content-type"].startswith("text/plain; version=0.0.4")
+
+
+def test_missing_bundle_is_503_and_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bundle_dir: Path
+) -> None:
+    monkeypatch.setenv("KEYOPS_BUNDLE", str(tmp_path / "absent"))
+    lambda_handler.reset()
+    answer = lambda_handler.handler(event("healthz.json"), None)
+    assert answer["statusCode"] == 503
+    assert json.loads(answer["body"])["code"] == "not-ready"
+    monkeypatch.setenv("KEYOPS_BUNDLE", str(bundle_dir))
+    assert lambda_handler.handler(event("healthz.json"), None)["statusCode"] == 200
+    lambda_handler.reset()
+
+
+def test_pinned_jwks_from_the_environment(deployed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KEYOPS_PINNED_JWKS", json.dumps({"keys": []}))
+    lambda_handler.reset()
+    assert lambda_handler.handler(event("healthz.json"), None)["statusCode"] == 503
+    monkeypatch.setenv("KEYOPS_PINNED_JWKS", json.dumps(jwks_of(deployed)))
+    lambda_handler.reset()
+    assert lambda_handler.handler(event("healthz.json"), None)["statusCode"] == 200
+
+
+def test_import_is_light() -> None:
+    code = (
+        "import sys, keyops.endpoint.lambda_handler\n"
+        "heavy = ('pulumi', 'pulumi_aws', 'boto3', 'botocore', 'starlette', 'uvicorn', 'yaml',"
+        " 'jsonschema', 'keyops.loader', 'keyops.sops')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(heavy)))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "[]"
