@@ -37,5 +37,25 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	@SOPS_AGE_KEY_FILE=$(DEV_KEY) $(BIN)/python bench/run.py $(BENCH_ARGS)
 
+# Deployment (docs/deploy.md): the Pulumi CLI with the CrossGuard pack, one stack at a time.
+#   make preview STACK=prod      plan, with every policy evaluated
+#   make deploy STACK=prod       apply (add PULUMI_ARGS=--yes in CI)
+PULUMI ?= pulumi
+.PHONY: preview deploy pulumi-cli
+
+pulumi-cli:
+	@command -v $(PULUMI) >/dev/null 2>&1 || { \
+	  echo "error: the pulumi CLI ($(PULUMI)) is not installed. Install it with 'curl -fsSL https://get.pulumi.com | sh' (or 'brew install pulumi'), log in to your state backend ('pulumi login s3://BUCKET' or 'pulumi login'), then run make $(MAKECMDGOALS) STACK=$(STACK) again. See docs/deploy.md." >&2; \
+	  exit 2; }
+
+# dev decrypts with the committed TEST-ONLY key unless SOPS_AGE_KEY_FILE says otherwise.
+PULUMI_ENV = PATH="$(CURDIR)/$(BIN):$$PATH" $(if $(filter dev,$(STACK)),SOPS_AGE_KEY_FILE="$${SOPS_AGE_KEY_FILE:-$(DEV_KEY)}")
+
+preview: pulumi-cli $(STAMP)
+	$(PULUMI_ENV) $(PULUMI) preview --stack $(STACK) --policy-pack policies/infra --diff $(PULUMI_ARGS)
+
+deploy: pulumi-cli $(STAMP)
+	$(PULUMI_ENV) $(PULUMI) up --stack $(STACK) --policy-pack policies/infra $(PULUMI_ARGS)
+
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

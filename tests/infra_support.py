@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from conftest import PROJECT, TODAY, clean_env, new_identity, sops_rules
-
 from keyops import sample
 from keyops.deploy.guard import Recorded
 from keyops.sops import Sops
@@ -107,11 +106,13 @@ class Run:
         ]
 
 
-def run_program(repo: DeployRepo, stack: str, out: Path, *extra: str) -> Run:
+def run_program(
+    repo: DeployRepo, stack: str, out: Path, *extra: str, stack_file: Path | None = None
+) -> Run:
     """The real infra/ program in a fresh interpreter under Pulumi's mocks."""
+    stack_file = stack_file or PROJECT / "stacks" / f"Pulumi.{stack}.yaml"
     proc = subprocess.run(
-        [sys.executable, str(HARNESS), str(PROJECT / "stacks" / f"Pulumi.{stack}.yaml"), stack,
-         str(out), *extra],
+        [sys.executable, str(HARNESS), str(stack_file), stack, str(out), *extra],
         cwd=PROJECT / "infra", env=repo.env(), capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr

@@ -7,11 +7,13 @@ repository in tmp_path holding a dev stack and a prod stack encrypted by real so
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
-from infra_support import DeployRepo, Run, leaked, make_repo, run_program
 
+from conftest import PROJECT
+from infra_support import DeployRepo, Run, leaked, make_repo, run_program
 from keyops.deploy.asset import HANDLER, MANIFEST
 from keyops.deploy.iam import wildcards
 
@@ -107,15 +109,16 @@ def test_front_door_latency_records_with_health_checks(run: tuple[str, Run]) -> 
     for record in latency:
         region = record["inputs"]["setIdentifier"]
         assert record["inputs"]["latencyRoutingPolicies"] == [{"region": region}]
-        assert check_ids[record["inputs"]["healthCheckId"]] == f"{region}.{record['inputs']['name']}"
+        name = record["inputs"]["name"]
+        assert check_ids[record["inputs"]["healthCheckId"]] == f"{region}.{name}"
         alias = record["inputs"]["aliases"][0]
         target = domains[alias["name"]]
         # The alias points at the global-name custom domain in the same region.
-        assert (target["region"], target["inputs"]["domainName"]) == (region, record["inputs"]["name"])
+        assert (target["region"], target["inputs"]["domainName"]) == (region, name)
         assert alias["evaluateTargetHealth"] is True
 
 
-def test_keyring_secret_replicated_with_rotating_cmk(run: tuple[str, Run], repo: DeployRepo) -> None:
+def test_keyring_secret_replicated_with_rotating_cmk(run: tuple[str, Run]) -> None:
     stack, result = run
     primary, *others = REGIONS[stack]
     key = result.one("aws:kms/key:Key")
@@ -140,7 +143,8 @@ def test_keyring_secret_replicated_with_rotating_cmk(run: tuple[str, Run], repo:
     assert set(deny["Principal"]["AWS"]) == roles and len(roles) == len(REGIONS[stack])
     assert deny["Action"] == ["secretsmanager:GetSecretValue"]
     allow = [s for s in policy["Statement"] if s["Effect"] == "Allow"]
-    expected_readers = {"dev": [], "prod": ["arn:aws:iam::111111111111:role/keyops-prod-auth-server"]}
+    expected_readers = {
+        "dev": [], "prod": ["arn:aws:iam::111111111111:role/keyops-prod-auth-server"]}
     assert [a for s in allow for a in s["Principal"]["AWS"]] == expected_readers[stack]
     key_policy = json.loads(key["inputs"]["policy"])
     assert any(s["Effect"] == "Deny" and set(s["Principal"]["AWS"]) == roles
@@ -169,7 +173,9 @@ def test_function_roles_only_write_their_own_logs(run: tuple[str, Run]) -> None:
         assert fn["inputs"]["reservedConcurrentExecutions"] > 0
 
 
-def test_no_secret_in_any_resource_or_the_code_asset(run: tuple[str, Run], repo: DeployRepo) -> None:
+def test_no_secret_in_any_resource_or_the_code_asset(
+    run: tuple[str, Run], repo: DeployRepo
+) -> None:
     stack, result = run
     secrets = repo.secrets(stack)
     assert all(secrets.values())
@@ -207,3 +213,37 @@ def test_outputs_and_their_secrecy(run: tuple[str, Run], repo: DeployRepo) -> No
     assert [k["kid"] for k in jwks["value"]["keys"]] == [f"{stack}-sign-2026-11"]
     assert all("d" not in k for k in jwks["value"]["keys"])
     assert out["bundleVersion"]["value"] >= 1
+
+
+def test_invalid_settings_stop_the_program_before_any_resource(
+    repo: DeployRepo, tmp_path: Path
+) -> None:
+    text = (PROJECT / "stacks" / "Pulumi.prod.yaml").read_text()
+    broken = text.replace("    - us-east-1\n    - ap-southeast-1\n", "")
+    assert broken != text
+    stack_file = tmp_path / "Pulumi.prod.yaml"
+    stack_file.write_text(broken)
+    result = run_program(repo, "prod", tmp_path / "run.json", stack_file=stack_file)
+    assert result.error == (
+        "RunError: error: stacks/Pulumi.prod.yaml has 1 invalid setting(s): keyops:regions must "
+        "list at least 2 regions for a production stack, got 1 (a single region is a single point "
+        "of failure). Fix them in stacks/Pulumi.prod.yaml (see docs/deploy.md, section Settings).")
+    assert result.resources == []
+
+
+def test_a_policy_error_in_the_credentials_fails_the_deployment(
+    repo: DeployRepo, tmp_path: Path
+) -> None:
+    copy = DeployRepo(tmp_path / "repo", repo.keyfile, repo.home)
+    shutil.copytree(repo.root, copy.root, symlinks=True)
+    shutil.rmtree(copy.root / "build", ignore_errors=True)
+    ios = copy.root / "credentials" / "prod" / "ios.yaml"
+    # A hand edit of cleartext metadata breaks the sops MAC: the bundle build must refuse.
+    ios.write_text(ios.read_text().replace("platform: ios", "platform: android"))
+    result = run_program(copy, "prod", tmp_path / "run.json")
+    assert result.error is not None
+    assert result.error.startswith(
+        "RunError: error: refusing to build stack 'prod': ")
+    assert "credentials/prod/ios.yaml" in result.error
+    assert result.resources == []
+    assert not (copy.root / "build" / "lambda" / "prod" / "asset").exists()

@@ -163,7 +163,7 @@ def build_asset(
     """Assemble the asset in a sibling temporary directory, then move it into place."""
     if strategy not in STRATEGIES:
         raise AssetError(f"unknown asset strategy {strategy!r}", f"Use one of {STRATEGIES}.")
-    if not (bundle_dir / "").is_dir():
+    if not bundle_dir.is_dir():
         raise AssetError(f"bundle directory {bundle_dir} does not exist", "Build the bundle first.")
     platform = PLATFORMS[architecture]
     dists = closure(requirements)

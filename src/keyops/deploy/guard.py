@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from pulumi_policy import (
@@ -45,7 +46,7 @@ API = "aws:apigatewayv2/api:Api"
 ROUTE = "aws:apigatewayv2/route:Route"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
-SECRET = "aws:secretsmanager/secret:Secret"
+SECRET = "aws:secretsmanager/secret:Secret"  # noqa: S105 (a type token)
 KMS_KEY = "aws:kms/key:Key"
 KMS_REPLICA = "aws:kms/replicaKey:ReplicaKey"
 ROLE = "aws:iam/role:Role"
@@ -194,9 +195,9 @@ def no_public_s3(args: ResourceValidationArgs, report: ReportViolation) -> None:
     elif kind == BUCKET_POLICY:
         for statement in _statements(props.get("policy")):
             principal = statement.get("Principal")
-            public = principal == "*" or (
-                isinstance(principal, dict) and "*" in (principal.get("AWS"), [principal.get("AWS")])
-            )
+            aws_principal = principal.get("AWS") if isinstance(principal, dict) else principal
+            public = aws_principal == "*" or (
+                isinstance(aws_principal, list) and "*" in aws_principal)
             if statement.get("Effect") == "Allow" and public and not statement.get("Condition"):
                 report(f"bucket policy {args.name!r} allows anyone (Principal *)", None)
 
@@ -385,6 +386,11 @@ def _provider(record: Recorded) -> PolicyProviderResource | None:
     return PolicyProviderResource("pulumi:providers:aws", record.provider, "", "")
 
 
+def _report_for(report: ReportViolation, default_urn: str, message: str,
+                urn: str | None = None) -> None:
+    report(message, urn or default_urn)
+
+
 def evaluate(records: Sequence[Recorded]) -> list[Violation]:
     """Run every policy's own ``validate`` over recorded resources; return what it reported."""
     found: list[Violation] = []
@@ -399,7 +405,7 @@ def evaluate(records: Sequence[Recorded]) -> list[Violation]:
             for r in records:
                 args = ResourceValidationArgs(r.type, r.inputs, r.urn, r.name, _options(),
                                               _provider(r))
-                policy.validate(args, lambda m, u=None, _r=r: report(m, u or _r.urn))
+                policy.validate(args, partial(_report_for, report, r.urn))
         else:
             stack = [
                 PolicyResource(r.type, r.outputs, r.urn, r.name, _options(), _provider(r),

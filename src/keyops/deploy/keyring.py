@@ -84,7 +84,7 @@ class AuthKeyring(pulumi.ComponentResource):
         *,
         config: DeployConfig,
         providers: Mapping[str, aws.Provider],
-        keyring: pulumi.Output[str],
+        keyring_json: str,
         account_id: pulumi.Input[str],
         endpoint_role_arns: Sequence[pulumi.Output[str]],
         opts: pulumi.ResourceOptions | None = None,
@@ -134,8 +134,8 @@ class AuthKeyring(pulumi.ComponentResource):
         aws.secretsmanager.SecretVersion(
             f"{name}-value",
             secret_id=self.secret.id,
-            # Already a Pulumi secret; wrapped again so that no caller can forget it.
-            secret_string=pulumi.Output.secret(keyring),
+            # A Pulumi secret from the start: state and previews only ever hold ciphertext.
+            secret_string=pulumi.Output.secret(keyring_json),
             opts=po,
         )
         aws.secretsmanager.SecretPolicy(

@@ -34,14 +34,16 @@ from keyops.errors import KeyopsError, PolicyRefused
 
 #: Where the build products of a stack go, under the repository root (git-ignored ``build/``).
 BUILD_DIR = Path("build") / "lambda"
-#: Environment variable naming the bundle directory inside the function.
-BUNDLE_ENV = "KEYOPS_BUNDLE_DIR"
-LAMBDA_TASK_ROOT = "/var/task"
+#: Environment variable with the JWKS the function's bundle must be signed by.
+PINNED_JWKS_ENV = "KEYOPS_PINNED_JWKS"
 
 
 class BuiltBundle(Protocol):
-    bundle_version: int
-    exp: int
+    @property
+    def bundle_version(self) -> int: ...
+
+    @property
+    def exp(self) -> int: ...
 
     def write(self, out_dir: Path) -> Path: ...
 
@@ -131,10 +133,9 @@ def run(
     }
     primary = providers[cfg.primary_region]
     code = pulumi.FileArchive(str(built.path))
-    environment = {
-        BUNDLE_ENV: f"{LAMBDA_TASK_ROOT}/{assets.BUNDLE_DIR}",
-        "KEYOPS_STACK": cfg.credentials_stack,
-    }
+    # The handler finds the bundle at $LAMBDA_TASK_ROOT/bundle; the pin makes it refuse a
+    # bundle signed by any key but this stack's (public keys only: no secret in the environment).
+    environment = {PINNED_JWKS_ENV: json.dumps(bundle.jwks(), sort_keys=True)}
     endpoints = {
         region: RegionalEndpoint(
             f"endpoint-{region}",
@@ -152,7 +153,7 @@ def run(
         "auth-keyring",
         config=cfg,
         providers=providers,
-        keyring=pulumi.Output.secret(json.dumps(keyring, sort_keys=True)),
+        keyring_json=json.dumps(keyring, sort_keys=True),
         account_id=caller.account_id,
         endpoint_role_arns=[e.role.arn for e in endpoints.values()],
     )

@@ -11,6 +11,8 @@ CloudWatch alarms on 5xx, p99 latency and throttles published to an SNS topic.
 from __future__ import annotations
 
 import json
+from functools import partial
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -41,6 +43,11 @@ ACCESS_LOG_FORMAT = json.dumps({
     "integrationLatency": "$context.integrationLatency",
     "integrationError": "$context.integrationErrorMessage",
 }, sort_keys=True)
+
+
+def _option_for(domain: str, options: list[Any]) -> Any:
+    """The ACM DNS validation option of one domain of the certificate."""
+    return next(x for x in options if x.domain_name == domain)
 
 
 class RegionalEndpoint(pulumi.ComponentResource):
@@ -139,10 +146,11 @@ class RegionalEndpoint(pulumi.ComponentResource):
             opts=o,
         )
         throttle = config.throttle
-        route_settings: dict[str, object] = {"detailed_metrics_enabled": True}
-        if throttle is not None:
-            route_settings.update(throttling_rate_limit=throttle.rate_limit,
-                                  throttling_burst_limit=throttle.burst_limit)
+        route_settings = aws.apigatewayv2.StageDefaultRouteSettingsArgs(
+            detailed_metrics_enabled=True,
+            throttling_rate_limit=throttle.rate_limit if throttle else None,
+            throttling_burst_limit=throttle.burst_limit if throttle else None,
+        )
         self.stage = aws.apigatewayv2.Stage(
             f"{name}-stage",
             api_id=self.api.id,
@@ -167,9 +175,7 @@ class RegionalEndpoint(pulumi.ComponentResource):
         )
         fqdns = []
         for index, domain in enumerate(names):
-            option = cert.domain_validation_options.apply(
-                lambda options, d=domain: next(x for x in options if x.domain_name == d)
-            )
+            option = cert.domain_validation_options.apply(partial(_option_for, domain))
             record = aws.route53.Record(
                 f"{name}-cert-validation-{index}",
                 zone_id=config.hosted_zone_id,
@@ -238,36 +244,40 @@ class RegionalEndpoint(pulumi.ComponentResource):
         )
         self.alarm_topic = topic
         a = config.alarms
-        api_dims = {"ApiId": self.api.id, "Stage": STAGE}
-        common = {
-            "period": a.period_seconds,
-            "evaluation_periods": a.evaluation_periods,
-            "comparison_operator": "GreaterThanThreshold",
-            "treat_missing_data": "notBreaching",
-            "alarm_actions": [topic.arn],
-            "ok_actions": [topic.arn],
-            "tags": tags,
-        }
+        api_dims = {"ApiId": self.api.id, "Stage": pulumi.Output.from_input(STAGE)}
+
+        def alarm(kind: str, description: str, namespace: str, metric: str,
+                  dimensions: dict[str, pulumi.Output[str]], threshold: int,
+                  statistic: str | None = None,
+                  extended: str | None = None) -> aws.cloudwatch.MetricAlarm:
+            return aws.cloudwatch.MetricAlarm(
+                f"{name}-alarm-{kind}",
+                name=f"keyops-{stack}-{region}-{kind}",
+                alarm_description=description,
+                namespace=namespace,
+                metric_name=metric,
+                dimensions=dimensions,
+                statistic=statistic,
+                extended_statistic=extended,
+                threshold=threshold,
+                period=a.period_seconds,
+                evaluation_periods=a.evaluation_periods,
+                comparison_operator="GreaterThanThreshold",
+                treat_missing_data="notBreaching",
+                alarm_actions=[topic.arn],
+                ok_actions=[topic.arn],
+                tags=tags,
+                opts=o,
+            )
+
         self.alarms = [
-            aws.cloudwatch.MetricAlarm(
-                f"{name}-alarm-5xx", name=f"keyops-{stack}-{region}-5xx",
-                alarm_description="The endpoint answered 5xx (not-ready bundle or a crash).",
-                namespace="AWS/ApiGateway", metric_name="5xx", dimensions=api_dims,
-                statistic="Sum", threshold=a.errors_5xx, opts=o, **common,
-            ),
-            aws.cloudwatch.MetricAlarm(
-                f"{name}-alarm-latency", name=f"keyops-{stack}-{region}-p99-latency",
-                alarm_description="p99 latency of the endpoint is above the threshold (ms).",
-                namespace="AWS/ApiGateway", metric_name="Latency", dimensions=api_dims,
-                extended_statistic="p99", threshold=a.latency_p99_ms, opts=o, **common,
-            ),
-            aws.cloudwatch.MetricAlarm(
-                f"{name}-alarm-throttles", name=f"keyops-{stack}-{region}-throttles",
-                alarm_description="Invocations were throttled at the reserved concurrency.",
-                namespace="AWS/Lambda", metric_name="Throttles",
-                dimensions={"FunctionName": self.function.name},
-                statistic="Sum", threshold=a.throttles, opts=o, **common,
-            ),
+            alarm("5xx", "The endpoint answered 5xx (no valid bundle, or a crash).",
+                  "AWS/ApiGateway", "5xx", api_dims, a.errors_5xx, statistic="Sum"),
+            alarm("p99-latency", "p99 latency of the endpoint is above the threshold (ms).",
+                  "AWS/ApiGateway", "Latency", api_dims, a.latency_p99_ms, extended="p99"),
+            alarm("throttles", "Invocations were throttled at the reserved concurrency.",
+                  "AWS/Lambda", "Throttles", {"FunctionName": self.function.name},
+                  a.throttles, statistic="Sum"),
         ]
         self.register_outputs({"url": self.url, "apiId": self.api.id,
                                "functionName": self.function.name})

@@ -1,0 +1,176 @@
+"""The Lambda asset builder: contents, a clean import from the asset alone, recorded events served.
+
+The asset is built with the ``copy`` strategy (offline): correct here because the test
+interpreter is the platform the copied wheels were built for. The ``pip`` path for
+manylinux2014_aarch64 is exercised offline through a wheelhouse that lacks the wheels.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from joserfc import jwe, jws
+from joserfc.jwk import ECKey, KeySet, OctKey
+
+from conftest import PROJECT, KeyRepo
+from keyops.bundle import build_bundle
+from keyops.deploy.asset import (
+    HANDLER,
+    MANIFEST,
+    AssetError,
+    build_asset,
+    pip_command,
+)
+
+EVENTS = PROJECT / "tests" / "events"
+#: Runs the handler with nothing but the standard library and the asset importable.
+RUNNER = """
+import json, sys
+asset, event_file = sys.argv[1], sys.argv[2]
+sys.path[:] = [asset] + [p for p in sys.path if 'site-packages' not in p and p]
+from keyops.endpoint.lambda_handler import handler
+import keyops
+assert keyops.__file__.startswith(asset), keyops.__file__
+response = handler(json.load(open(event_file)), None)
+heavy = ('pulumi', 'pulumi_aws', 'boto3', 'yaml')
+leaks = sorted(m for m in sys.modules if m.split('.')[0] in heavy)
+print(json.dumps({'response': response, 'unexpected_modules': leaks}))
+"""
+
+
+@pytest.fixture
+def asset(keyrepo: KeyRepo, tmp_path: Path) -> Path:
+    bundle = build_bundle(keyrepo.root, "dev", sops=keyrepo.sops())
+    bundle.write(tmp_path / "bundle")
+    built = build_asset(tmp_path / "asset", tmp_path / "bundle", strategy="copy")
+    assert built.strategy == "copy"
+    return built.path
+
+
+def invoke(asset: Path, event: dict[str, object], tmp_path: Path) -> dict[str, object]:
+    event_file = tmp_path / "event.json"
+    event_file.write_text(json.dumps(event))
+    proc = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", RUNNER, str(asset), str(event_file)],
+        env={"LAMBDA_TASK_ROOT": str(asset), "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["unexpected_modules"] == []
+    return result["response"]  # type: ignore[no-any-return]
+
+
+def test_asset_holds_handler_package_dependencies_and_bundle(asset: Path) -> None:
+    assert (asset / "keyops" / "endpoint" / "lambda_handler.py").is_file()
+    assert (asset / "bundle" / "bundle.jws").is_file()
+    for dist in ("joserfc", "cryptography", "cffi", "pycparser"):
+        assert (asset / dist).is_dir(), dist
+    # Pulumi has no place in the function; neither has byte code from this machine.
+    assert not (asset / "keyops" / "deploy").exists()
+    assert not list(asset.rglob("__pycache__"))
+    manifest = json.loads((asset / MANIFEST).read_text())
+    assert manifest["handler"] == HANDLER == "keyops.endpoint.lambda_handler.handler"
+    assert manifest["strategy"] == "copy"
+    assert manifest["platform"] == f"local:{sys.platform}"
+    assert [d.split("==")[0] for d in manifest["distributions"]] == [
+        "cffi", "cryptography", "joserfc", "pycparser"]
+
+
+def test_asset_serves_recorded_health_check(asset: Path, tmp_path: Path) -> None:
+    event = json.loads((EVENTS / "infra_healthz.json").read_text())
+    response = invoke(asset, event, tmp_path)
+    assert response["statusCode"] == 200
+    body = json.loads(str(response["body"]))
+    assert (body["status"], body["stack"]) == ("ok", "dev")
+    assert body["expires_in"] > 29 * 86400
+
+
+def test_asset_refuses_recorded_token_signed_by_unknown_key(asset: Path, tmp_path: Path) -> None:
+    event = json.loads((EVENTS / "infra_credentials.json").read_text())
+    response = invoke(asset, event, tmp_path)
+    assert response["statusCode"] == 401
+    assert response["headers"]["content-type"] == "application/problem+json"  # type: ignore[index]
+    assert json.loads(str(response["body"]))["code"] == "invalid-token"
+
+
+def test_asset_serves_a_signed_encrypted_credential(
+    asset: Path, keyrepo: KeyRepo, tmp_path: Path
+) -> None:
+    ios = keyrepo.decrypt("credentials/dev/ios.yaml")
+    auth = ios["app_auth"][0]
+    epk = ECKey.generate_key("P-256", private=True)
+    claims = {
+        "sub": "ios", "aud": "dev", "iat": int(time.time()), "jti": secrets.token_urlsafe(16),
+        "app_version": "5.2.0", "install_id": "install-0001",
+        "epk": {k: v for k, v in epk.as_dict(private=False).items()
+                if k in ("kty", "crv", "x", "y")},
+    }
+    secret = base64.urlsafe_b64decode(auth["secret"] + "=" * (-len(auth["secret"]) % 4))
+    token = jws.serialize_compact({"alg": "HS256", "kid": auth["kid"], "typ": "JWT"},
+                                  json.dumps(claims), OctKey.import_key(secret))
+    event = json.loads((EVENTS / "infra_credentials.json").read_text())
+    event["headers"]["authorization"] = f"Bearer {token}"
+    response = invoke(asset, event, tmp_path)
+    assert response["statusCode"] == 200, response["body"]
+    assert response["headers"]["content-type"] == "application/jose"  # type: ignore[index]
+    inner = jwe.decrypt_compact(str(response["body"]), epk).plaintext
+    assert inner is not None
+    pinned = KeySet.import_key_set(json.loads((asset / "bundle" / "jwks.json").read_text()))
+    payload = json.loads(jws.deserialize_compact(inner, pinned, algorithms=["ES256"]).payload)
+    active = next(c for c in ios["credentials"] if c["state"] == "active")
+    assert (payload["client"], payload["credential_id"], payload["key"]) == (
+        "ios", active["id"], active["key"])
+
+
+def test_auto_strategy_refuses_to_copy_compiled_wheels_when_pip_fails(
+    tmp_path: Path, keyrepo: KeyRepo
+) -> None:
+    empty = tmp_path / "wheelhouse"
+    empty.mkdir()
+    (tmp_path / "bundle").mkdir()
+    with pytest.raises(AssetError) as caught:
+        build_asset(tmp_path / "asset", tmp_path / "bundle", strategy="auto",
+                    pip_args=("--no-index", "--find-links", str(empty)))
+    text = caught.value.render()
+    assert text.startswith("error: pip could not fetch manylinux2014_aarch64 wheels for joserfc==")
+    assert ("Copying from this machine is not an option: cffi, cryptography ship compiled "
+            "code" in text)
+    assert not (tmp_path / "asset").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".asset")] == []
+
+
+def test_auto_strategy_copies_pure_python_dependencies_offline(tmp_path: Path) -> None:
+    empty = tmp_path / "wheelhouse"
+    empty.mkdir()
+    (tmp_path / "bundle").mkdir()
+    built = build_asset(tmp_path / "asset", tmp_path / "bundle", strategy="auto",
+                        requirements=("pycparser",),
+                        pip_args=("--no-index", "--find-links", str(empty)))
+    assert built.strategy == "copy"
+    assert (built.path / "pycparser" / "__init__.py").is_file()
+
+
+def test_pip_command_targets_the_lambda_platform(tmp_path: Path) -> None:
+    command = pip_command(tmp_path, ["joserfc==1.8.0"], "manylinux2014_aarch64", "3.12", ())
+    assert command[1:4] == ["-m", "pip", "install"]
+    for flag in (["--platform", "manylinux2014_aarch64"], ["--python-version", "3.12"],
+                 ["--target", str(tmp_path)], ["--implementation", "cp"]):
+        index = command.index(flag[0])
+        assert command[index:index + 2] == flag
+    assert "--only-binary=:all:" in command
+    assert command[-1] == "joserfc==1.8.0"
+
+
+def test_missing_bundle_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(AssetError) as caught:
+        build_asset(tmp_path / "asset", tmp_path / "nope", strategy="copy")
+    assert caught.value.render() == (
+        f"error: bundle directory {tmp_path / 'nope'} does not exist. Build the bundle first.")
