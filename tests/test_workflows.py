@@ -2,15 +2,17 @@
 concurrency, pinning, and that every ``run:`` step is a project command that exists.
 
 Workflows cannot run here, so this is what keeps them honest. The rule for ``run:`` steps:
-one line; either ``make <target>`` for a target the Makefile defines, or ``keyops <command> ...``
-whose arguments the real keyops parser accepts (with ``$VARS`` replaced by sample values),
-optionally redirected to a file; or one of the plumbing lines in :data:`PLUMBING`. Every ``$VAR`` must come
-from the step's ``env:`` or be a variable the runner sets. No ``${{ }}`` expression may appear in a
-``run:`` line: untrusted event fields reach the shell only through ``env:``.
+one line; either ``make <target>`` for a target the Makefile defines, or
+``keyops <command> ...`` whose arguments the real keyops parser accepts (with ``$VARS`` replaced
+by sample values), optionally redirected to a file; or one of the plumbing lines in
+:data:`PLUMBING`. Every ``$VAR`` must come from the step's ``env:`` or be a variable the runner
+sets. No ``${{ }}`` expression may appear in a ``run:`` line: untrusted event fields reach the
+shell only through ``env:``.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import subprocess
@@ -350,3 +352,63 @@ def test_make_lint_runs_the_workflow_linters() -> None:
     assert "zizmor --offline" in recipe
     assert "--builtin-schema vendor.github-workflows" in recipe
     assert "ruff check" in recipe and "mypy" in recipe
+
+
+# -- docs/github-setup.md stays true to the workflows ----------------------------------------
+def _doc() -> str:
+    return (PROJECT / "docs" / "github-setup.md").read_text()
+
+
+def _json_blocks(text: str) -> list[Any]:
+    return [json.loads(block) for block in re.findall(r"```json\n(.*?)```", text, flags=re.S)]
+
+
+def test_required_checks_in_the_setup_guide_are_the_check_names_the_workflows_produce() -> None:
+    text = _doc()
+    protection = re.search(r"--input - <<'EOF'\n(.*?)\nEOF", text, flags=re.S)
+    assert protection is not None
+    documented = [
+        c["context"] for c in json.loads(protection.group(1))["required_status_checks"]["checks"]
+    ]
+    produced = {"keyops/approval"}  # the commit status that `keyops approval` posts
+    for job in load("pr.yml")["jobs"].values():
+        name = job["name"]
+        stacks = job.get("strategy", {}).get("matrix", {}).get("stack")
+        produced |= {name.replace("${{ matrix.stack }}", s) for s in stacks} if stacks else {name}
+    assert set(documented) == produced
+
+
+def test_the_setup_guide_trust_policies_are_valid_and_scoped() -> None:
+    trusts = [
+        b
+        for b in _json_blocks(_doc())
+        if b["Statement"][0].get("Action") == "sts:AssumeRoleWithWebIdentity"
+    ]
+    subjects = [
+        t["Statement"][0]["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"]
+        for t in trusts
+    ]
+    assert subjects == ["repo:acme/keyops:pull_request", "repo:acme/keyops:environment:prod"]
+    for trust in trusts:
+        condition = trust["Statement"][0]["Condition"]["StringEquals"]
+        assert condition["token.actions.githubusercontent.com:aud"] == "sts.amazonaws.com"
+
+
+def test_every_variable_and_secret_the_workflows_use_is_documented() -> None:
+    text = _doc()
+    used: set[str] = set()
+    for name in NAMES:
+        used |= set(
+            re.findall(
+                r"\$\{\{[^}]*?\b(?:vars|secrets)\.([A-Z0-9_]+)", (WORKFLOWS / name).read_text()
+            )
+        )
+    assert used == {
+        "AWS_REGION",
+        "KEYOPS_READONLY_ROLE_ARN",
+        "KEYOPS_DEPLOY_ROLE_ARN",
+        "PULUMI_BACKEND_URL",
+        "KEYOPS_DEV_AGE_KEY",
+    }
+    for name in used:
+        assert f"`{name}`" in text, name
