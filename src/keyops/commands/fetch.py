@@ -83,7 +83,7 @@ def render_text(result: Result) -> str:
         ("key", result.key),
         ("cluster", result.cluster),
         ("bundle_version", "-" if result.bundle_version is None else str(result.bundle_version)),
-        ("source", result.source + (" (stale: every endpoint failed)" if result.stale else "")),
+        ("source", result.source + (" (every endpoint failed)" if result.stale else "")),
     ]
     return "".join(f"{name:<15}{value}\n" for name, value in rows)
 

@@ -1,0 +1,70 @@
+"""``keyops fetch`` refuses unusable input with exit 2 before any network traffic."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from test_client_support import document
+from test_fetch_support import closed_url
+
+FIX = "Regenerate it with 'keyops client-config --stack S --client C --out FILE'."
+
+
+def fetch(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "keyops", "fetch", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def good_config(tmp_path: Path) -> Path:
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(document([closed_url()])))
+    return path
+
+
+def test_a_missing_config_is_exit_2(tmp_path: Path) -> None:
+    proc = fetch(tmp_path, "--config", "nope.json")
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert proc.stderr == f"error: client config nope.json does not exist. {FIX}\n"
+
+
+def test_a_config_that_is_not_json_is_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "c.json").write_text("stack: dev\n")
+    proc = fetch(tmp_path, "--config", "c.json")
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        f"error: client config c.json line 1 column 1: not JSON (Expecting value). {FIX}\n"
+    )
+
+
+def test_a_config_without_pinned_keys_is_exit_2(tmp_path: Path) -> None:
+    data = document()
+    del data["pinned_keys"]
+    (tmp_path / "c.json").write_text(json.dumps(data))
+    proc = fetch(tmp_path, "--config", "c.json")
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        f"error: client config $.pinned_keys: must be a JWKS with at least one key. {FIX}\n"
+    )
+    assert data["request_auth"]["secret"] not in proc.stderr
+
+
+def test_a_bad_app_version_is_exit_2(tmp_path: Path) -> None:
+    proc = fetch(tmp_path, "--config", str(good_config(tmp_path)), "--app-version", "v5")
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        "error: app version 'v5' is not a semantic version. Use MAJOR.MINOR.PATCH, e.g. 5.2.0.\n"
+    )
+
+
+def test_bad_numbers_are_exit_2(tmp_path: Path) -> None:
+    proc = fetch(tmp_path, "--config", str(good_config(tmp_path)), "--rounds", "0")
+    assert proc.returncode == 2
+    assert proc.stderr == "error: --timeout must be > 0 and --rounds >= 1.\n"
