@@ -94,7 +94,9 @@ def wait_up(port: int, path: str = "/healthz", timeout: float = 30) -> None:
     while time.monotonic() < deadline:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-                sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+                sock.sendall(
+                    f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+                )
                 if sock.recv(64).startswith(b"HTTP/1.1 200"):
                     return
         except OSError:
@@ -212,8 +214,18 @@ def serve_phase(
 ) -> tuple[dict[str, float], int]:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "keyops", "serve", "--bundle", str(bundle_dir),
-         "--port", str(port), "--workers", str(workers)],
+        [
+            sys.executable,
+            "-m",
+            "keyops",
+            "serve",
+            "--bundle",
+            str(bundle_dir),
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
         cwd=PROJECT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -235,8 +247,11 @@ def serve_phase(
 
 def _answer_size(port: int, token: str) -> int:
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall(request_bytes("/v1/credentials", token).replace(
-            b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n"))
+        sock.sendall(
+            request_bytes("/v1/credentials", token).replace(
+                b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n"
+            )
+        )
         data = b""
         while chunk := sock.recv(65536):
             data += chunk
@@ -244,7 +259,9 @@ def _answer_size(port: int, token: str) -> int:
 
 
 def nginx_phase(size: int, seconds: float, workers: int, conns: int) -> dict[str, float] | None:
-    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    nginx = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+    )
     if nginx is None:
         return None
     with tempfile.TemporaryDirectory(prefix="keyops-bench-nginx-") as tmp:
@@ -286,11 +303,14 @@ def nginx_phase(size: int, seconds: float, workers: int, conns: int) -> dict[str
 
 def cold_start(bundle_dir: Path, token: str, runs: int) -> tuple[float, float]:
     """Median seconds: fresh interpreter doing import + bundle load + first answer, vs pass."""
-    event = json.dumps({
-        "version": "2.0", "rawPath": "/v1/credentials",
-        "headers": {"authorization": f"Bearer {token}"},
-        "requestContext": {"http": {"method": "GET", "path": "/v1/credentials"}},
-    })
+    event = json.dumps(
+        {
+            "version": "2.0",
+            "rawPath": "/v1/credentials",
+            "headers": {"authorization": f"Bearer {token}"},
+            "requestContext": {"http": {"method": "GET", "path": "/v1/credentials"}},
+        }
+    )
     code = (
         "import json, os\n"
         "from keyops.endpoint import lambda_handler\n"
@@ -322,27 +342,39 @@ def main(argv: list[str]) -> int:
         bundle_dir = Path(tmp) / "bundle"
         build_bundle(bundle_dir)
         toks = tokens(200)
-        print(f"loopback, {os.cpu_count()} CPUs, {workers} worker process(es), "
-              f"{args.connections} keep-alive connections, {seconds:.0f} s per phase", flush=True)
+        print(
+            f"loopback, {os.cpu_count()} CPUs, {workers} worker process(es), "
+            f"{args.connections} keep-alive connections, {seconds:.0f} s per phase",
+            flush=True,
+        )
         floor = crypto_floor(bundle_dir, toks, seconds, workers)
-        print(f"crypto floor (in-process Endpoint.handle x{workers} procs): {floor:,.0f} req/s",
-              flush=True)
+        print(
+            f"crypto floor (in-process Endpoint.handle x{workers} procs): {floor:,.0f} req/s",
+            flush=True,
+        )
         served, size = serve_phase(bundle_dir, toks, seconds, workers, args.connections)
-        print(f"keyops serve: {served['rps']:,.0f} req/s, p50 {served['p50_ms']:.2f} ms, "
-              f"p99 {served['p99_ms']:.2f} ms, non-200: {served['errors']:.0f} "
-              f"(answer {size} bytes)", flush=True)
+        print(
+            f"keyops serve: {served['rps']:,.0f} req/s, p50 {served['p50_ms']:.2f} ms, "
+            f"p99 {served['p99_ms']:.2f} ms, non-200: {served['errors']:.0f} "
+            f"(answer {size} bytes)",
+            flush=True,
+        )
         print(f"  ratio serve / crypto floor: {served['rps'] / floor:.2f} (goal >= 0.60)")
         static = nginx_phase(size, seconds, workers, args.connections)
         if static is None:
             print("nginx: not installed, skipped (apt-get install nginx-light to include it)")
         else:
-            print(f"nginx static file of {size} bytes: {static['rps']:,.0f} req/s, "
-                  f"p50 {static['p50_ms']:.2f} ms, p99 {static['p99_ms']:.2f} ms")
+            print(
+                f"nginx static file of {size} bytes: {static['rps']:,.0f} req/s, "
+                f"p50 {static['p50_ms']:.2f} ms, p99 {static['p99_ms']:.2f} ms"
+            )
             print(f"  ratio serve / nginx: {served['rps'] / static['rps']:.3f}")
         runs = 5 if args.quick else 15
         handler, bare = cold_start(bundle_dir, toks[0], runs)
-        print(f"Lambda cold start (import + bundle load + first answer): {1000 * handler:.0f} ms "
-              f"median of {runs}; bare python -c pass: {1000 * bare:.0f} ms")
+        print(
+            f"Lambda cold start (import + bundle load + first answer): {1000 * handler:.0f} ms "
+            f"median of {runs}; bare python -c pass: {1000 * bare:.0f} ms"
+        )
         print(f"  ratio cold start / bare interpreter: {handler / bare:.1f}")
     return 0
 

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from joserfc import jwe, jws
@@ -54,7 +55,13 @@ def asset(keyrepo: KeyRepo, tmp_path: Path) -> Path:
     return built.path
 
 
-def invoke(asset: Path, event: dict[str, object], tmp_path: Path) -> dict[str, object]:
+def recorded(name: str, token: str = "") -> dict[str, Any]:
+    """A recorded API Gateway event (tests/events, shared with the Lambda adapter's tests)."""
+    data: dict[str, Any] = json.loads((EVENTS / name).read_text().replace("{{TOKEN}}", token))
+    return data
+
+
+def invoke(asset: Path, event: dict[str, object], tmp_path: Path) -> dict[str, Any]:
     event_file = tmp_path / "event.json"
     event_file.write_text(json.dumps(event))
     proc = subprocess.run(
@@ -65,7 +72,8 @@ def invoke(asset: Path, event: dict[str, object], tmp_path: Path) -> dict[str, o
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["unexpected_modules"] == []
-    return result["response"]  # type: ignore[no-any-return]
+    answer: dict[str, Any] = result["response"]
+    return answer
 
 
 def test_asset_holds_handler_package_dependencies_and_bundle(asset: Path) -> None:
@@ -84,20 +92,23 @@ def test_asset_holds_handler_package_dependencies_and_bundle(asset: Path) -> Non
         "cffi", "cryptography", "joserfc", "pycparser"]
 
 
-def test_asset_serves_recorded_health_check(asset: Path, tmp_path: Path) -> None:
-    event = json.loads((EVENTS / "infra_healthz.json").read_text())
-    response = invoke(asset, event, tmp_path)
+def test_asset_serves_recorded_health_check_and_metrics(asset: Path, tmp_path: Path) -> None:
+    response = invoke(asset, recorded("healthz.json"), tmp_path)
     assert response["statusCode"] == 200
     body = json.loads(str(response["body"]))
     assert (body["status"], body["stack"]) == ("ok", "dev")
     assert body["expires_in"] > 29 * 86400
+    metrics = invoke(asset, recorded("metrics.json"), tmp_path)
+    assert metrics["statusCode"] == 200
+    assert metrics["headers"]["content-type"].startswith("text/plain; version=0.0.4")
 
 
-def test_asset_refuses_recorded_token_signed_by_unknown_key(asset: Path, tmp_path: Path) -> None:
-    event = json.loads((EVENTS / "infra_credentials.json").read_text())
-    response = invoke(asset, event, tmp_path)
+def test_asset_refuses_a_token_signed_by_an_unknown_key(asset: Path, tmp_path: Path) -> None:
+    header = base64.urlsafe_b64encode(
+        b'{"alg":"HS256","kid":"ios-build-2026a","typ":"JWT"}').rstrip(b"=").decode()
+    response = invoke(asset, recorded("credentials.json", f"{header}.e30.c2ln"), tmp_path)
     assert response["statusCode"] == 401
-    assert response["headers"]["content-type"] == "application/problem+json"  # type: ignore[index]
+    assert response["headers"]["content-type"] == "application/problem+json"
     assert json.loads(str(response["body"]))["code"] == "invalid-token"
 
 
@@ -116,11 +127,9 @@ def test_asset_serves_a_signed_encrypted_credential(
     secret = base64.urlsafe_b64decode(auth["secret"] + "=" * (-len(auth["secret"]) % 4))
     token = jws.serialize_compact({"alg": "HS256", "kid": auth["kid"], "typ": "JWT"},
                                   json.dumps(claims), OctKey.import_key(secret))
-    event = json.loads((EVENTS / "infra_credentials.json").read_text())
-    event["headers"]["authorization"] = f"Bearer {token}"
-    response = invoke(asset, event, tmp_path)
+    response = invoke(asset, recorded("credentials.json", token), tmp_path)
     assert response["statusCode"] == 200, response["body"]
-    assert response["headers"]["content-type"] == "application/jose"  # type: ignore[index]
+    assert response["headers"]["content-type"] == "application/jose"
     inner = jwe.decrypt_compact(str(response["body"]), epk).plaintext
     assert inner is not None
     pinned = KeySet.import_key_set(json.loads((asset / "bundle" / "jwks.json").read_text()))

@@ -344,6 +344,33 @@ def test_get_honours_refresh_after() -> None:
     assert len(endpoint.seen) == 2
 
 
+def test_a_clock_set_back_does_not_keep_the_cache_fresh() -> None:
+    endpoint = FakeEndpoint({A: serve_signed(sign(payload(refresh_after=600)))})
+    clock = Clock()
+    client = fetcher(endpoint, clock, endpoints=[A])
+    client.get()
+    clock.now -= 3600  # e.g. the user fixed a clock that ran an hour fast
+    endpoint.clock = lambda: NOW - 3600
+    client.get()
+    assert len(endpoint.seen) == 2
+
+
+def test_after_a_bundled_fallback_the_bundled_id_is_reported_as_held() -> None:
+    bundled = {"credential_id": "ios-2026-05", "key": KEY_B, "cluster": "eu"}
+    up = iter([False, True])
+
+    def handler(request: Request, claims: dict[str, Any]) -> Response:
+        if next(up):
+            return jose(encrypt_to(claims["epk"], sign(payload())))
+        return down()(request, claims)
+
+    endpoint = FakeEndpoint({A: handler})
+    client = fetcher(endpoint, endpoints=[A], rounds=1, bundled=bundled)
+    assert client.get().source == "bundled"
+    assert client.get().source == A
+    assert [s.claims.get("held") for s in endpoint.seen] == [None, "ios-2026-05"]
+
+
 def test_a_fresh_cache_answers_at_start_up_without_network(tmp_path: Path) -> None:
     cache = Cache(tmp_path / "cache.json")
     clock = Clock()

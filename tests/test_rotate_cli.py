@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 from pathlib import Path
@@ -378,30 +377,3 @@ def test_pr_commits_on_a_branch_and_prints_the_gh_command(keyrepo: KeyRepo) -> N
         f"  gh pr create --base main --head {branch} --title 'chore(credentials): rotate dev/ios "
         f"ios-2026-11-2' --body-file {body_file}",
     ]
-
-
-def test_history_lists_transitions_from_git_without_a_key(keyrepo: KeyRepo) -> None:
-    key, secret = pair()
-    assert rotate(keyrepo, client="web", key=key, secret=secret).returncode == 0
-    keyrepo.commit("rotate web")
-    assert (
-        keyrepo.run(
-            "promote", "--stack", "dev", "--client", "web", "--now", "2026-11-30"
-        ).returncode
-        == 0
-    )
-    keyrepo.commit("promote web")
-    proc = keyrepo.run(
-        "history", "--stack", "dev", "--client", "web", "--format", "json", key=False
-    )
-    assert proc.returncode == 0, proc.stderr
-    events = [(e["credential"], e["transition"], e["author"]) for e in json.loads(proc.stdout)]
-    assert events == [
-        ("web-2026-06", "added as active", "Test Author"),
-        ("app_auth web-build-2026a", "added as active", "Test Author"),
-        ("web-2026-11", "added as pending", "Test Author"),
-        ("web-2026-11", "pending → active", "Test Author"),
-        ("web-2026-06", "active → retiring", "Test Author"),
-    ]
-    text = keyrepo.run("history", "--stack", "dev", "--client", "web", key=False).stdout
-    assert text.splitlines()[0].split() == ["DATE", "COMMIT", "AUTHOR", "CREDENTIAL", "TRANSITION"]
