@@ -400,7 +400,7 @@ def build_bundle(
             f"Known stacks: {', '.join(known) or 'none'}.",
         )
     result = loader.load(root, source, stacks=[stack], decrypt=True, sops=sops)
-    findings = _gate_findings(result, moment, settings.load(root))
+    findings = _gate_findings(result, moment, settings.load(root), root)
     errors = [f for f in findings if f.severity.value == "error"]
     if errors:
         listing = "\n".join("  " + f.render() for f in errors)
@@ -492,8 +492,10 @@ def _canonical(doc: Mapping[str, Any]) -> bytes:
     return json.dumps(doc, separators=(",", ":"), sort_keys=False).encode()
 
 
-def _gate_findings(result: LoadResult, now: dt.datetime, config: Settings) -> list[Finding]:
-    """Loader findings plus the history-free policy rules, when the policy engine is present."""
+def _gate_findings(
+    result: LoadResult, now: dt.datetime, config: Settings, root: Path
+) -> list[Finding]:
+    """Loader findings plus the history-free policy rules (waivers applied), when present."""
     findings = list(result.findings)
     try:
         from keyops import policy
@@ -503,7 +505,7 @@ def _gate_findings(result: LoadResult, now: dt.datetime, config: Settings) -> li
     evaluate = getattr(policy, "evaluate", None)
     if evaluate is None:
         return findings
-    extra = evaluate(None, result, Context(now=now.date()), config)
+    extra = evaluate(None, result, Context(now=now.date()), config, root=root)
     seen = set(findings)
     findings += [f for f in extra if f not in seen]
     return findings
