@@ -1,0 +1,70 @@
+"""Every keyops command a workflow runs is exercised by a test in the same form.
+
+The table below maps each ``run:`` line of the workflows to the test that runs it; a new or changed
+line fails here until a test covers it. The ``keyops check`` line of pr.yml is run right here, on a
+real repository whose base is a remote-tracking ``origin/main``, as in a pull-request checkout.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+from conftest import KeyRepo
+from test_workflows import NAMES, load, steps
+
+COVERED = {
+    'keyops check --base "origin/$BASE_REF" --format sarif > keyops.sarif': (
+        "tests/test_workflows_commands.py::test_pr_check_writes_sarif_for_code_scanning"
+    ),
+    'keyops approval --repo-slug "$REPO" --pr "$PR_NUMBER" --head-sha "$HEAD_SHA" '
+    '--base "origin/$BASE_REF" --no-status --comment --summary "$GITHUB_STEP_SUMMARY"': (
+        "tests/test_approval.py::test_the_one_bot_comment_is_edited_in_place"
+    ),
+    'keyops approval --repo-slug "$REPO" --pr "$PR_NUMBER" --head-sha "$HEAD_SHA" '
+    '--base "origin/$BASE_REF"': "tests/test_approval.py (success, pending, failure, error)",
+    "keyops smoke --stack dev": "tests/test_smoke_command.py",
+    "keyops smoke --stack prod": "tests/test_smoke_command.py (same command, another stack)",
+    'keyops hygiene issues --repo-slug "$REPO"': "tests/test_hygiene.py (issues)",
+    'keyops hygiene bundles --within-days 7 --repo-slug "$REPO" --dispatch deploy.yml '
+    '--ref "$DEFAULT_BRANCH"': (
+        "tests/test_hygiene.py::"
+        "test_an_endpoint_serving_an_expiring_bundle_gets_a_dispatched_redeploy"
+    ),
+}
+
+
+def test_every_keyops_line_of_the_workflows_has_a_test() -> None:
+    lines = {
+        step["run"].strip()
+        for name in NAMES
+        for _, step in steps(load(name))
+        if "run" in step and step["run"].startswith("keyops ")
+    }
+    assert lines == set(COVERED)
+
+
+def test_pr_check_writes_sarif_for_code_scanning(keyrepo: KeyRepo) -> None:
+    # A pull-request checkout: the base branch is known as origin/main.
+    keyrepo.git("update-ref", "refs/remotes/origin/main", "HEAD")
+    keyrepo.git("checkout", "--quiet", "-b", "retire-too-early")
+    doc = keyrepo.read_doc("credentials/dev/ios.yaml")
+    doc["credentials"][1].update(state="retired", retired="2026-11-27")
+    keyrepo.write_doc("credentials/dev/ios.yaml", doc)
+    keyrepo.commit("retire ios-2026-05 before the overlap ends")
+    (line,) = [k for k in COVERED if k.startswith("keyops check")]
+    argv = shlex.split(line.replace("$BASE_REF", "main"))[1:-2]  # without '> keyops.sarif'
+    proc = keyrepo.run(*argv, "--now", "2026-11-27")
+    assert proc.returncode == 1, proc.stderr  # findings fail the step; the SARIF is still whole
+    sarif = json.loads(proc.stdout)
+    assert sarif["version"] == "2.1.0"
+    (run,) = sarif["runs"]
+    assert run["tool"]["driver"]["name"] == "keyops"
+    results = {(r["ruleId"], r["level"]) for r in run["results"]}
+    assert ("min-overlap", "error") in results
+    located = [r for r in run["results"] if r["ruleId"] == "min-overlap"]
+    uri = located[0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+    assert uri == "credentials/dev/ios.yaml"
+    secrets = keyrepo.decrypt("credentials/dev/ios.yaml")["credentials"]
+    for cred in secrets:
+        assert cred["key"] not in proc.stdout and cred["secret"] not in proc.stdout
