@@ -79,6 +79,11 @@ class Facts:
         """Credentials in the base that the head no longer holds anywhere in the stack."""
         head = self.head_index()
         for key, located in sorted(self.base_index().items()):
+            record = self.head.records.get(located.client.path)
+            if record is not None and not record.schema_ok:
+                # The file is still there but unreadable as a model; its schema findings
+                # explain that, and calling its credentials "removed" would only mislead.
+                continue
             if key not in head:
                 yield located
 
