@@ -16,8 +16,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import KeyRepo, new_identity, sops_rules
 
+from conftest import KeyRepo, new_identity, sops_rules
 from keyops import sample
 
 Doc = dict[str, Any]
