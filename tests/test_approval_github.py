@@ -350,3 +350,51 @@ def test_the_replay_server_is_a_real_http_server(replay: Any) -> None:
     github = GitHub(SLUG, TOKEN, api_url=server.url)
     assert github.pull(42)["number"] == 42
     assert server.table.seen[0].headers["Authorization"] == f"Bearer {TOKEN}"
+
+
+def test_a_moved_repository_is_followed_on_the_api_host_only() -> None:
+    github, table = client(
+        {
+            ("GET", "/repos/acme/keyops/pulls/42"): [
+                Answer(301, None, {"Location": "{base}/repositories/771031284/pulls/42"})
+            ],
+            ("GET", "/repositories/771031284/pulls/42"): [Answer(200, "pull_42.json")],
+        }
+    )
+    assert github.pull(42)["number"] == 42
+    assert table.calls() == [
+        ("GET", "/repos/acme/keyops/pulls/42"),
+        ("GET", "/repositories/771031284/pulls/42"),
+    ]
+
+
+def test_a_redirect_elsewhere_never_receives_the_token(replay: Any) -> None:
+    elsewhere = replay({("GET", "/steal"): [Answer(200, "pull_42.json")]})
+    api = replay(
+        {
+            ("GET", "/repos/acme/keyops/pulls/42"): [
+                Answer(302, None, {"Location": f"{elsewhere.url}/steal"})
+            ]
+        }
+    )
+    github = GitHub(SLUG, TOKEN, api_url=api.url)
+    with pytest.raises(GitHubError) as caught:
+        github.pull(42)
+    assert caught.value.render().startswith("error: refusing to send the token to 127.0.0.1:")
+    # Neither urllib (which would follow redirects with the header) nor the client went there.
+    assert elsewhere.table.seen == []
+
+
+def test_a_short_rate_limit_is_waited_out() -> None:
+    sleeps: list[float] = []
+    github, _ = client(
+        {
+            ("GET", "/repos/acme/keyops/pulls/42"): [
+                Answer(429, "error_resource_not_accessible.json", {"Retry-After": "2"}),
+                Answer(200, "pull_42.json"),
+            ]
+        },
+        sleeps,
+    )
+    assert github.pull(42)["number"] == 42
+    assert sleeps == [2.0]

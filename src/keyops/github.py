@@ -34,6 +34,10 @@ MAX_PAGES = 100
 #: Transient answers that are retried, with a short backoff.
 RETRY_STATUSES = frozenset({502, 503, 504})
 RETRIES = 3
+#: A rate-limited answer is retried when it asks for at most this many seconds.
+MAX_RETRY_AFTER = 60
+REDIRECTS = frozenset({301, 302, 307, 308})
+MAX_REDIRECTS = 3
 
 _SLUG = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -69,8 +73,17 @@ class Response:
 Transport = Callable[[Request], Response]
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """urllib would re-send the Authorization header to wherever a redirect points; instead,
+    a redirect comes back as a response and :meth:`GitHub.request` decides (same host only)."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
 def urllib_transport(timeout: float = 30.0) -> Transport:
-    """The real transport: one HTTPS request per call, no redirects followed blindly."""
+    """The real transport: one HTTP(S) request per call; redirects are returned, not followed."""
+    opener = urllib.request.build_opener(_NoRedirect)
 
     def send(request: Request) -> Response:
         if not request.url.startswith(("https://", "http://")):
@@ -79,7 +92,7 @@ def urllib_transport(timeout: float = 30.0) -> Transport:
             request.url, data=request.body, headers=dict(request.headers), method=request.method
         )
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as answer:  # noqa: S310
+            with opener.open(req, timeout=timeout) as answer:
                 return Response(
                     answer.status, {k.lower(): v for k, v in answer.headers.items()}, answer.read()
                 )
@@ -171,7 +184,9 @@ class GitHub:
     def _redact(self, text: str) -> str:
         return text.replace(self._token, "***") if self._token else text
 
-    def request(self, method: str, url: str, payload: Any = None) -> Response:
+    def request(
+        self, method: str, url: str, payload: Any = None, *, redirects: int = 0
+    ) -> Response:
         """One call with retries on transient failures; an error status raises GitHubError."""
         if urllib.parse.urlsplit(url)[:2] != self._origin:
             # A Link header (or anything else) pointing elsewhere must not receive the token.
@@ -193,13 +208,34 @@ class GitHub:
                     f"cannot reach {self._origin[1]} for {method} {path}: {self._redact(str(exc))}",
                     "Check the network, or GITHUB_API_URL.",
                 ) from None
-            if response.status in RETRY_STATUSES and attempt < RETRIES:
-                self._sleep(2**attempt)
-                continue
-            if response.status >= 400:
+            if attempt < RETRIES:
+                delay = self._retry_delay(response, attempt)
+                if delay is not None:
+                    self._sleep(delay)
+                    continue
+            if response.status in REDIRECTS and method == "GET" and "location" in response.headers:
+                # A renamed or transferred repository: GitHub points at /repositories/<id>/….
+                # Followed only on the API host (checked again by the recursive call).
+                target = urllib.parse.urljoin(url, response.headers["location"])
+                if redirects >= MAX_REDIRECTS:
+                    raise GitHubError(f"too many redirects for GET {path}", "Check --repo-slug.")
+                return self.request(method, target, payload, redirects=redirects + 1)
+            if response.status >= 300:
                 raise self._error(method, path, response)
             return response
         raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def _retry_delay(response: Response, attempt: int) -> float | None:
+        """Seconds to wait before retrying, or None when the answer is final."""
+        if response.status in RETRY_STATUSES:
+            return float(2**attempt)
+        if response.status in (403, 429):
+            # Secondary rate limits say how long to back off; a short wait is worth it.
+            after = response.headers.get("retry-after", "")
+            if after.isdigit() and int(after) <= MAX_RETRY_AFTER:
+                return float(after)
+        return None
 
     def _error(self, method: str, path: str, response: Response) -> GitHubError:
         try:
@@ -212,10 +248,13 @@ class GitHub:
             403: "The token lacks a permission this step needs (see docs/github-setup.md).",
             404: "Check --repo-slug and the number, and that the token can see the repository.",
             422: "GitHub rejected the request's content.",
+            429: "GitHub rate-limited the token; run again later.",
         }
         return GitHubError(
             f"GitHub answered {response.status} to {method} {path}{detail}",
-            fixes.get(response.status, "Retry later; see https://www.githubstatus.com."),
+            "The repository moved: pass its new OWNER/REPO."
+            if response.status in REDIRECTS
+            else fixes.get(response.status, "Retry later; see https://www.githubstatus.com."),
             status=response.status,
         )
 
