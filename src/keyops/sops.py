@@ -294,8 +294,18 @@ class Sops:
 
     def decrypt_bytes(self, ciphertext: bytes, label: str) -> bytes:
         """Decrypt encrypted YAML given as bytes (e.g. a git object) to JSON bytes."""
+        # --filename-override names the file in sops' own messages and in process listings.
         return self._run(
-            ["decrypt", "--input-type", "yaml", "--output-type", "json", "/dev/stdin"],
+            [
+                "decrypt",
+                "--filename-override",
+                label,
+                "--input-type",
+                "yaml",
+                "--output-type",
+                "json",
+                "/dev/stdin",
+            ],
             stdin=ciphertext,
             label=label,
         )
