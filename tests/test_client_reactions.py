@@ -102,6 +102,30 @@ def test_a_refetch_with_every_endpoint_down_still_offers_the_known_key() -> None
     assert fetcher.on_pusher_error(4003).action == "stop"
 
 
+def test_a_refused_bundled_key_is_refetched_once_then_it_stops() -> None:
+    clock = Clock()
+    endpoint = FakeEndpoint({A: down()}, clock=clock)
+    bundled = {"credential_id": "ios-2026-05", "key": KEY_B, "cluster": "eu"}
+    fetcher = Fetcher(
+        make_config([A], bundled=bundled),
+        Identity("5.2.0", "install-0001"),
+        transport=endpoint,
+        policy=Policy(max_rounds=1),
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    assert fetcher.get().source == "bundled"
+    first = fetcher.on_pusher_error(4009)
+    assert first.action == "reconnect" and first.result is not None
+    assert first.result.source == "bundled"
+    second = fetcher.on_pusher_error(4009)
+    assert (second.action, second.reason) == (
+        "stop",
+        "Pusher refused ios-2026-05 again after a refetch (4009)",
+    )
+    assert len(endpoint.seen) == 2
+
+
 @pytest.mark.parametrize(("code", "bounds"), [(4004, [30.0, 60.0, 120.0]), (4100, [1.0, 2.0, 4.0])])
 def test_over_quota_and_over_capacity_back_off_exponentially(
     code: int, bounds: list[float]

@@ -142,6 +142,8 @@ class Fetcher:
         self._notes: list[str] = []
         self._refetched_for: str | None = None
         self._pusher_failures = 0
+        #: True while the app runs on the bundled key (then it is the ``held`` one).
+        self._holding_bundled = False
         self._load_cache()
 
     # -- the app's entry points -------------------------------------------------------------
@@ -149,7 +151,10 @@ class Fetcher:
         """The key to connect with: the cached one while fresh, else a fetch (with fallbacks)."""
         now = self.clock()
         current = self._current
-        if current is not None and now < min(self._fetched_at + current.refresh_after, current.exp):
+        # A fetch time in the future means the device clock was set back: treat it as stale
+        # rather than trusting the cache for however long the jump was.
+        fresh_until = min(self._fetched_at + current.refresh_after, current.exp) if current else 0
+        if current is not None and self._fetched_at <= now < fresh_until:
             return self._result(current, self._source)
         return self.refresh()
 
@@ -167,6 +172,7 @@ class Fetcher:
             return self._result(current, "cache", stale=True, attempts=attempts)
         bundled = self.config.bundled
         if bundled is not None:
+            self._holding_bundled = True
             return Result(
                 bundled.credential_id,
                 bundled.key,
@@ -182,7 +188,7 @@ class Fetcher:
     def on_pusher_error(self, code: int) -> Reaction:
         """React to a Pusher WebSocket close code (DESIGN.md section 1)."""
         if code in REFETCH_CODES:
-            held = self._current.credential_id if self._current else None
+            held = self._in_use()
             if held is not None and self._refetched_for == held:
                 return Reaction(
                     "stop", 0.0, None, f"Pusher refused {held} again after a refetch ({code})"
@@ -215,6 +221,12 @@ class Fetcher:
         self._refetched_for = None
 
     # -- internals ----------------------------------------------------------------------------
+    def _in_use(self) -> str | None:
+        """The id of the credential the app runs on now: the bundled one, or the verified one."""
+        if self._holding_bundled and self.config.bundled is not None:
+            return self.config.bundled.credential_id
+        return self._current.credential_id if self._current is not None else None
+
     def _last_result(self) -> Result | None:
         return self._result(self._current, self._source) if self._current else None
 
@@ -263,6 +275,7 @@ class Fetcher:
         self._source = "cache"
 
     def _accept(self, verified: Verified, url: str) -> None:
+        self._holding_bundled = False
         self._current = verified
         self._fetched_at = self.clock()
         self._source = url
@@ -324,9 +337,7 @@ class Fetcher:
         return True
 
     def _send(self, url: str) -> tuple[Verified | None, Attempt, Response | None]:
-        held = self.identity.held
-        if held is None and self._current is not None:
-            held = self._current.credential_id
+        held = self.identity.held or self._in_use()
         identity = tokens.Identity(self.identity.app_version, self.identity.install_id, held)
         signed = tokens.build(self.config, identity, self.clock() + self._skew)
         request = Request(
