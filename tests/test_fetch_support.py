@@ -90,6 +90,22 @@ def wait_healthy(server: Server) -> int:
     )
 
 
+def wait_for_version(server: Server, version: int) -> None:
+    """Wait until /healthz reports at least ``version`` (the server reloads on its own)."""
+    deadline = time.monotonic() + START_TIMEOUT
+    seen = None
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(server.url + "/healthz", timeout=2) as answer:
+                seen = json.load(answer)["bundle_version"]
+                if seen >= version:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{server.url} still serves bundle_version {seen}, wanted {version}")
+
+
 def start_server(repo: KeyRepo, bundle: Path, port: int, log: Path) -> Server:
     handle = log.open("wb")
     proc = subprocess.Popen(

@@ -106,3 +106,32 @@ def test_bucket_matches_fixed_vectors_of_the_contract_formula() -> None:
     assert bucket("ios", "ios-2026-12", "keyops-smoke-probe") == 49
     assert bucket("android", "android-2026-04", "install-0001") == 93
     assert bucket("web", "web-2027-01", "AbCdEfGh_-12") == 26
+
+
+def test_smoke_accepts_a_pending_key_in_its_rollout_after_a_live_reload(
+    two_servers: Served,
+) -> None:
+    repo = two_servers.repo
+    document = repo.read_doc("credentials/dev/android.yaml")
+    today = dt.date(2026, 11, 27)
+    document["credentials"].insert(
+        0, sample.credential("android-2026-12", "pending", today, rollout_percent=100)
+    )
+    repo.write_doc("credentials/dev/android.yaml", document)
+    repo.commit("android: roll out a new key to everyone")
+    built = repo.run("build", "--stack", "dev", "--out", str(two_servers.bundle))
+    assert built.returncode == 0, built.stderr
+    for server in two_servers.servers:  # the servers reload the rebuilt bundle by themselves
+        support.wait_for_version(server, two_servers.bundle_version + 1)
+    proc = repo.run("smoke", "--stack", "dev", "--client", "android")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    version = two_servers.bundle_version + 1
+    assert proc.stdout.splitlines() == [
+        "smoke dev: 2 endpoint(s) x 1 served client(s)",
+        *(
+            f"ok    {url}  android  android-2026-12 (pending, in its rollout for this install), "
+            f"bundle_version {version}"
+            for url in two_servers.urls
+        ),
+        "smoke dev: 2 ok, 0 failed",
+    ]
