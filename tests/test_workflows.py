@@ -286,6 +286,14 @@ def test_deploy_workflow_runs_dev_then_prod_one_at_a_time() -> None:
         assert [s.get("run") for s in job["steps"]].index(runs[-1]) > order[1]
     # Only the dev stack decrypts with the age key; prod decrypts through KMS and the OIDC role.
     assert "SOPS_AGE_KEY" not in str(jobs["prod"])
+    # A push deploys both; a dispatch deploys all, dev only, or prod only (hygiene's redeploys).
+    assert jobs["dev"]["if"] == "${{ inputs.stack != 'prod' }}"
+    assert jobs["prod"]["if"] == (
+        "${{ !cancelled() && inputs.stack != 'dev' && (needs.dev.result == 'success' || "
+        "(needs.dev.result == 'skipped' && inputs.stack == 'prod')) }}"
+    )
+    dispatch = workflow["on"]["workflow_dispatch"]["inputs"]["stack"]
+    assert dispatch["options"] == ["all", "dev", "prod"] and dispatch["default"] == "all"
 
 
 def test_hygiene_workflow() -> None:
