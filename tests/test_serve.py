@@ -178,22 +178,23 @@ def test_reload_keeps_last_good_then_takes_new(keyrepo: KeyRepo, tmp_path: Path)
 
 def test_expired_bundle_503_and_refusal_to_start(keyrepo: KeyRepo, tmp_path: Path) -> None:
     out = tmp_path / "bundle"
-    now = dt.datetime.now(dt.UTC)
-    build_time = (now - dt.timedelta(days=1) + dt.timedelta(seconds=6)).isoformat()
-    proc = keyrepo.run(
-        "build", "--stack", "dev", "--out", str(out), "--ttl-days", "1", "--now", build_time
-    )
-    assert proc.returncode == 0, proc.stderr
+    assert keyrepo.run("build", "--stack", "dev", "--out", str(out)).returncode == 0
     running = start_server(keyrepo, ["--bundle", str(out), "--poll", "0.2"], tmp_path / "log")
     try:
-        assert httpx.get(running.url + "/healthz").status_code == 200
-        deadline = time.monotonic() + 20
-        while httpx.get(running.url + "/healthz").status_code == 200:
+        # Swap in a bundle that expires 10 s from now (built "a day minus 10 s ago", ttl 1 day).
+        now = dt.datetime.now(dt.UTC)
+        build_time = (now - dt.timedelta(days=1) + dt.timedelta(seconds=10)).isoformat()
+        proc = keyrepo.run(
+            "build", "--stack", "dev", "--out", str(out), "--ttl-days", "1", "--now", build_time
+        )
+        assert proc.returncode == 0, proc.stderr
+        deadline = time.monotonic() + 30
+        while (answer := httpx.get(running.url + "/healthz")).status_code == 200:
             assert time.monotonic() < deadline
             time.sleep(0.2)
-        health = httpx.get(running.url + "/healthz")
-        assert health.status_code == 503
-        assert health.json()["code"] == "not-ready"
+        assert "serving bundle version 2 of stack dev" in running.output()
+        assert answer.status_code == 503
+        assert answer.json()["code"] == "not-ready"
         kid, secret = app_auth(keyrepo)
         assert get(running.url, mint(kid, secret, claims())).status_code == 503
     finally:
@@ -202,7 +203,7 @@ def test_expired_bundle_503_and_refusal_to_start(keyrepo: KeyRepo, tmp_path: Pat
     assert proc.returncode == 2
     message = proc.stderr.strip().splitlines()[-1]
     assert message.startswith(
-        f"error: the bundle {out / 'bundle.jws'} of stack 'dev' (version 1) expired at "
+        f"error: the bundle {out / 'bundle.jws'} of stack 'dev' (version 2) expired at "
     )
     assert message.endswith("Rebuild it: keyops build --stack dev --out DIR.")
 
