@@ -53,7 +53,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         help="post the keyops/approval commit status of a pull request (GitHub REST API)",
         description=__doc__,
     )
-    parser.add_argument("--repo-slug", required=True, metavar="OWNER/REPO")
+    parser.add_argument(
+        "--repo-slug", required=True, metavar="OWNER/REPO", help="the GitHub repository"
+    )
     parser.add_argument("--pr", required=True, type=int, metavar="N", help="pull request number")
     parser.add_argument(
         "--head-sha", required=True, metavar="SHA", help="the pull request's head commit"

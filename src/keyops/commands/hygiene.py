@@ -57,7 +57,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     issues = chores.add_parser(
         "issues", help="open, update or close one GitHub issue per credential near max age"
     )
-    issues.add_argument("--repo-slug", required=True, metavar="OWNER/REPO")
+    issues.add_argument(
+        "--repo-slug", required=True, metavar="OWNER/REPO", help="the GitHub repository"
+    )
     issues.add_argument("--stack", action="append", metavar="S", help="only this stack")
     issues.add_argument("--now", metavar="DATE", help="evaluate ages as of this date")
     issues.add_argument("--label", default=LABEL, help=f"issue label (default {LABEL})")
@@ -81,7 +83,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     bundles.add_argument(
         "--dispatch", metavar="WORKFLOW", help="workflow file to dispatch, e.g. deploy.yml"
     )
-    bundles.add_argument("--repo-slug", metavar="OWNER/REPO", help="with --dispatch")
+    bundles.add_argument(
+        "--repo-slug", metavar="OWNER/REPO", help="the GitHub repository (with --dispatch)"
+    )
     bundles.add_argument("--ref", default="main", help="branch to deploy (default main)")
     return parser
 
