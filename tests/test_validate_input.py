@@ -29,7 +29,7 @@ def test_sample_repository_is_clean(keyrepo: KeyRepo) -> None:
         (("credentials/nope",), "error: credentials/nope does not exist. Check the path.\n"),
         (
             ("--stack", "prod"),
-            "error: stack 'prod' does not exist (no credentials/prod/ directory). "
+            "error: stack 'prod' does not exist (there is no credentials/prod/ directory). "
             "Known stacks: dev.\n",
         ),
         (
@@ -183,4 +183,40 @@ def test_selecting_one_file_does_not_report_the_stack_file_missing(keyrepo: KeyR
     assert (proc.returncode, proc.stdout) == (
         0,
         "ok: 1 file(s) checked without decryption, no findings\n",
+    )
+
+
+def test_symlinked_stack_directory_leaving_the_repository(keyrepo: KeyRepo) -> None:
+    elsewhere = keyrepo.root.parent / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "web.yaml").write_text("client: web\n")
+    os.symlink(elsewhere, keyrepo.path("credentials/prod"))
+    proc = run(keyrepo, "validate", "--no-decrypt")
+    assert proc.returncode == 1
+    assert findings(proc) == [
+        f"credentials/prod::$: error[schema] is a symlink to {str(elsewhere)!r}, which leaves "
+        "the repository; credential files must be regular files in the repository"
+    ]
+
+
+def test_symlink_inside_the_repository_is_refused_like_in_git(keyrepo: KeyRepo) -> None:
+    os.symlink("web.yaml", keyrepo.path("credentials/dev/www.yaml"))
+    os.symlink("nowhere.yaml", keyrepo.path("credentials/dev/dangling.yaml"))
+    proc = run(keyrepo, "validate", "--no-decrypt")
+    assert proc.returncode == 1
+    assert findings(proc) == [
+        "credentials/dev/dangling.yaml::$: error[schema] is a symlink to 'nowhere.yaml'; "
+        "credential files must be regular files in the repository",
+        "credentials/dev/www.yaml::$: error[schema] is a symlink to 'web.yaml'; credential "
+        "files must be regular files in the repository",
+    ]
+
+
+def test_stack_directory_without_files(keyrepo: KeyRepo) -> None:
+    keyrepo.path("credentials/staging").mkdir()
+    proc = run(keyrepo, "validate", "--stack", "staging")
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert proc.stderr == (
+        "error: stack 'staging' has no credential files (credentials/staging/ holds no file). "
+        "Known stacks: dev.\n"
     )

@@ -24,7 +24,13 @@ from typing import Any
 
 from keyops import schema as schemas
 from keyops import sopsconfig, yamlload
-from keyops.errors import KeyopsError, NoDecryptionKey, RepositoryError, SopsFileError
+from keyops.errors import (
+    InputError,
+    KeyopsError,
+    NoDecryptionKey,
+    RepositoryError,
+    SopsFileError,
+)
 from keyops.findings import Finding, Severity
 from keyops.model import ClientFile, Stack, StackFile, parse_date
 from keyops.sops import Sops, metadata_recipients
@@ -152,6 +158,20 @@ def list_stacks(source: Source) -> list[str]:
     return sorted({_stack_of(e.relpath) for e in source.entries() if _stack_of(e.relpath)})
 
 
+def check_stacks(root: Path, source: Source, wanted: Iterable[str] | None) -> None:
+    """Refuse a ``--stack`` that names no stack with files, saying which stacks exist."""
+    known = list_stacks(source)
+    for stack in wanted or []:
+        if stack in known:
+            continue
+        where = f"{CREDENTIALS_DIR}/{stack}/"
+        if (root / where).is_dir():
+            what = f"stack {stack!r} has no credential files ({where} holds no file)"
+        else:
+            what = f"stack {stack!r} does not exist (there is no {where} directory)"
+        raise InputError(what, f"Known stacks: {', '.join(known) or 'none'}.")
+
+
 def load(
     root: Path,
     source: Source,
@@ -177,14 +197,6 @@ def load(
         rel = entry.relpath
         parts = rel.split("/")
         stack = _stack_of(rel)
-        if len(parts) != 3:
-            report.add(
-                rel,
-                "schema",
-                "unexpected location; credential files live at "
-                f"{CREDENTIALS_DIR}/<stack>/<client>.yaml",
-            )
-            continue
         if entry.kind in ("escaping-symlink", "symlink"):
             report.add(
                 rel,
@@ -192,6 +204,14 @@ def load(
                 f"is a symlink to {entry.target!r}"
                 + (", which leaves the repository" if entry.kind == "escaping-symlink" else "")
                 + "; credential files must be regular files in the repository",
+            )
+            continue
+        if len(parts) != 3:
+            report.add(
+                rel,
+                "schema",
+                "unexpected location; credential files live at "
+                f"{CREDENTIALS_DIR}/<stack>/<client>.yaml",
             )
             continue
         if not rel.endswith(".yaml"):

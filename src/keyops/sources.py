@@ -62,10 +62,13 @@ class WorktreeSource:
                 full = Path(dirpath) / name
                 rel = full.relative_to(self.root).as_posix()
                 if full.is_symlink():
+                    # Any symlink is refused, as in a git tree (GitSource), so validate agrees
+                    # with check in CI; one leaving the repository is named as such.
                     target = full.resolve()
-                    if not target.is_relative_to(real_root):
-                        out.append(Entry(rel, "escaping-symlink", os.readlink(full)))
-                        continue
+                    inside = target.is_relative_to(real_root)
+                    kind = "symlink" if inside else "escaping-symlink"
+                    out.append(Entry(rel, kind, os.readlink(full)))
+                    continue
                 out.append(Entry(rel))
         return out
 

@@ -16,7 +16,7 @@ from keyops import loader, repo, settings
 from keyops.errors import EXIT_OK, InputError
 from keyops.model import ClientFile, Credential
 from keyops.settings import Settings
-from keyops.sources import CREDENTIALS_DIR, WorktreeSource
+from keyops.sources import WorktreeSource
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
@@ -159,13 +159,7 @@ def status(args: argparse.Namespace) -> int:
     root = repo.find_root(args.repo)
     today = parse_now(args.now)
     source = WorktreeSource(root)
-    known = loader.list_stacks(source)
-    for stack in args.stack or []:
-        if stack not in known:
-            raise InputError(
-                f"stack {stack!r} does not exist (no {CREDENTIALS_DIR}/{stack}/ directory)",
-                f"Known stacks: {', '.join(known) or 'none'}.",
-            )
+    loader.check_stacks(root, source, args.stack)
     rules = settings.load(root)
     result = loader.load(root, source, stacks=args.stack, decrypt=False)
     rows = collect(result.stacks, today, rules)

@@ -48,13 +48,7 @@ def validate(args: argparse.Namespace) -> int:
             raise InputError(
                 f"{rel} is not under {CREDENTIALS_DIR}/", "Name credential files or directories."
             )
-    known = loader.list_stacks(source)
-    for stack in args.stack or []:
-        if stack not in known:
-            raise InputError(
-                f"stack {stack!r} does not exist (no {CREDENTIALS_DIR}/{stack}/ directory)",
-                f"Known stacks: {', '.join(known) or 'none'}.",
-            )
+    loader.check_stacks(root, source, args.stack)
     progress = Progress()
     try:
         result = loader.load(
