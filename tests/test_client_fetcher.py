@@ -181,6 +181,15 @@ def test_definitive_errors_are_not_retried_in_later_rounds() -> None:
     assert not info.value.attempts[0].retryable
 
 
+def test_server_text_is_made_printable_and_bounded() -> None:
+    title = "bad\x1b[31m" + "x" * 500
+    endpoint = FakeEndpoint({A: lambda r, c: problem(400, "bad-request", title)})
+    with pytest.raises(NothingUsable) as info:
+        fetcher(endpoint, endpoints=[A]).refresh()
+    detail = info.value.attempts[0].detail
+    assert detail == "HTTP 400 bad-request: bad?[31m" + "x" * 112
+
+
 def test_a_426_is_definitive_and_falls_back() -> None:
     endpoint = FakeEndpoint(
         {

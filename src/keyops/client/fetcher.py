@@ -370,8 +370,8 @@ def _http_failure(url: str, response: Response) -> Attempt:
     try:
         problem = json.loads(response.body)
         if isinstance(problem, dict):
-            code = str(problem.get("code") or "")
-            title = str(problem.get("title") or "")
+            code = _printable(str(problem.get("code") or ""), 40)
+            title = _printable(str(problem.get("title") or ""), 120)
     except ValueError:
         pass
     outcome = f"http-{response.status}" + (f":{code}" if code else "")
@@ -379,4 +379,9 @@ def _http_failure(url: str, response: Response) -> Attempt:
         f"HTTP {response.status}" + (f" {code}" if code else "") + (f": {title}" if title else "")
     )
     retryable = response.status in RETRYABLE_STATUSES or response.status >= 500
-    return Attempt(url, False, outcome, detail[:200], retryable)
+    return Attempt(url, False, outcome, detail, retryable)
+
+
+def _printable(text: str, limit: int) -> str:
+    """Server-chosen text, made safe to print: no control characters, bounded length."""
+    return "".join(ch if ch.isprintable() else "?" for ch in text[:limit])

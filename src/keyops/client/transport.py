@@ -91,6 +91,8 @@ def http_transport(request: Request) -> Response:
         raise TransportError(f"timed out after {request.timeout:g} s") from None
     except (OSError, http.client.HTTPException) as exc:
         raise TransportError(_describe(exc)) from None
+    except ValueError:  # e.g. a host name IDNA cannot encode, or a header http.client refuses
+        raise TransportError("the request could not be sent (invalid URL or header)") from None
     finally:
         conn.close()
 

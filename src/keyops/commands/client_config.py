@@ -136,6 +136,11 @@ def client_config(args: argparse.Namespace) -> int:
     document = bootstrap(stack, args.client, bundled_fallback=args.bundled_fallback)
     text = json.dumps(document, indent=2) + "\n"
     if args.out is None:
+        if sys.stdout.isatty():
+            print(
+                "warning: this output holds the app_auth HMAC secret; prefer --out FILE (0600)",
+                file=sys.stderr,
+            )
         sys.stdout.write(text)
         return EXIT_OK
     out: Path = args.out
