@@ -184,7 +184,21 @@ def main() -> None:
         def call(self, args: mocks.MockCallArgs) -> tuple[dict[str, Any], list[Any]]:
             return recorder.call(args)
 
-    mocks.set_mocks(Adapter(), project="keyops", stack=stack, preview=False)
+    links: dict[tuple[str, str], dict[str, Any]] = {}
+
+    class Monitor(mocks.MockMonitor):
+        """Also records each resource's URN and its explicit dependencies (depends_on)."""
+
+        def RegisterResource(self, request: Any) -> Any:
+            links[(request.type, request.name)] = {
+                "urn": self.make_urn(request.parent, request.type, request.name),
+                "dependencies": sorted(request.dependencies),
+            }
+            return super().RegisterResource(request)
+
+    adapter = Adapter()
+    mocks.set_mocks(adapter, project="keyops", stack=stack, preview=False,
+                    monitor=Monitor(adapter))
     error = None
     try:
         if broken:
@@ -213,6 +227,8 @@ def main() -> None:
             loop.run_until_complete(collect())
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
+    for resource in recorder.resources:
+        resource.update(links.get((resource["type"], resource["name"]), {}))
     out.write_text(json.dumps({"error": error, "resources": recorder.resources,
                                "outputs": outputs}, indent=1))
 

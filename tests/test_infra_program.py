@@ -135,20 +135,27 @@ def test_keyring_secret_replicated_with_rotating_cmk(run: tuple[str, Run]) -> No
     )
     version = result.one("aws:secretsmanager/secretVersion:SecretVersion")
     assert version["secretInputs"] == ["secretString"]
-    # Endpoint roles are denied on the secret and on the key; readers are allowed.
+    # Endpoint roles are denied on the secret and on the key (by their exact ARNs, which
+    # need not exist yet); readers are allowed.
     roles = {r["state"]["arn"] for r in result.of("aws:iam/role:Role")}
+    assert roles == {f"arn:aws:iam::123456789012:role/keyops-{stack}-endpoint-{r}"
+                     for r in REGIONS[stack]}
     policy = json.loads(result.one("aws:secretsmanager/secretPolicy:SecretPolicy")
                         ["inputs"]["policy"])
     deny = next(s for s in policy["Statement"] if s["Effect"] == "Deny")
-    assert set(deny["Principal"]["AWS"]) == roles and len(roles) == len(REGIONS[stack])
+    assert set(deny["Condition"]["ArnEquals"]["aws:PrincipalArn"]) == roles
     assert deny["Action"] == ["secretsmanager:GetSecretValue"]
     allow = [s for s in policy["Statement"] if s["Effect"] == "Allow"]
     expected_readers = {
         "dev": [], "prod": ["arn:aws:iam::111111111111:role/keyops-prod-auth-server"]}
     assert [a for s in allow for a in s["Principal"]["AWS"]] == expected_readers[stack]
     key_policy = json.loads(key["inputs"]["policy"])
-    assert any(s["Effect"] == "Deny" and set(s["Principal"]["AWS"]) == roles
-               for s in key_policy["Statement"])
+    assert [s["Action"] for s in key_policy["Statement"] if s["Effect"] == "Deny"
+            and set(s["Condition"]["ArnEquals"]["aws:PrincipalArn"]) == roles] == [
+        ["kms:Decrypt"]]
+    # New function code ships only after the keyring value it may rely on.
+    for fn in result.of(FN):
+        assert version["urn"] in fn["dependencies"]
 
 
 def test_function_roles_only_write_their_own_logs(run: tuple[str, Run]) -> None:

@@ -94,6 +94,13 @@ class DeployConfig:
     def primary_region(self) -> str:
         return self.regions[0]
 
+    def endpoint_role_name(self, region: str) -> str:
+        """The function role's fixed name, so the keyring can deny it before it exists."""
+        return f"keyops-{self.stack}-endpoint-{region}"
+
+    def endpoint_role_arn(self, account_id: str, region: str) -> str:
+        return f"arn:aws:iam::{account_id}:role/{self.endpoint_role_name(region)}"
+
     def regional_domain(self, region: str) -> str:
         """The per-region name health checks and operators use: ``<region>.<domain>``."""
         return f"{region}.{self.domain}"

@@ -89,6 +89,7 @@ def log_writer_policy(log_group_arn: str, extra: Sequence[dict[str, Any]] = ()) 
 
 def endpoint_role(
     name: str,
+    role_name: str,
     log_group: aws.cloudwatch.LogGroup,
     tags: dict[str, str],
     extra: Iterable[dict[str, Any]],
@@ -101,6 +102,7 @@ def endpoint_role(
     """
     role = aws.iam.Role(
         name,
+        name=role_name,
         assume_role_policy=assume_role_policy(),
         description="keyops endpoint function: writes its own logs, reads nothing",
         tags={**tags, "keyops:role": "endpoint"},

@@ -5,7 +5,10 @@ reads its local copy and keeps working when the primary region is down. It is en
 customer-managed, multi-region KMS key with automatic rotation (a replica key per region), not
 the account's ``aws/secretsmanager`` key, so who may decrypt is decided by this key's policy.
 Server roles named in ``keyops:serverReaderRoleArns`` may read it; the endpoint functions are
-denied explicitly, on the secret and on the key, even if someone later widens their role.
+denied explicitly, on the secret and on the key, even if someone later widens their role. The
+denials match the roles' fixed ARNs with a condition rather than naming them as principals, which
+AWS would reject before the roles exist: so the keyring is written first, and the functions that
+serve a new key are updated only after the auth servers can read its secret.
 """
 
 from __future__ import annotations
@@ -48,9 +51,10 @@ def key_policy(account_id: str, readers: Sequence[str], denied: Sequence[str],
         statements.append({
             "Sid": "EndpointFunctionsNeverDecrypt",
             "Effect": "Deny",
-            "Principal": {"AWS": list(denied)},
+            "Principal": {"AWS": "*"},
             "Action": ["kms:Decrypt"],
             "Resource": "*",
+            "Condition": {"ArnEquals": {"aws:PrincipalArn": list(denied)}},
         })
     return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
@@ -68,9 +72,10 @@ def secret_policy(readers: Sequence[str], denied: Sequence[str]) -> str:
     statements.append({
         "Sid": "EndpointFunctionsNeverRead",
         "Effect": "Deny",
-        "Principal": {"AWS": list(denied)},
+        "Principal": {"AWS": "*"},
         "Action": ["secretsmanager:GetSecretValue"],
         "Resource": "*",
+        "Condition": {"ArnEquals": {"aws:PrincipalArn": list(denied)}},
     })
     return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
@@ -85,8 +90,7 @@ class AuthKeyring(pulumi.ComponentResource):
         config: DeployConfig,
         providers: Mapping[str, aws.Provider],
         keyring_json: str,
-        account_id: pulumi.Input[str],
-        endpoint_role_arns: Sequence[pulumi.Output[str]],
+        account_id: pulumi.Output[str],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("keyops:deploy:AuthKeyring", name, None, opts)
@@ -94,7 +98,9 @@ class AuthKeyring(pulumi.ComponentResource):
         readers = list(config.server_reader_role_arns)
         tags = {"keyops:stack": config.stack}
         po = pulumi.ResourceOptions(parent=self, provider=providers[primary])
-        denied = pulumi.Output.all(*endpoint_role_arns)
+        denied = account_id.apply(
+            lambda account: [config.endpoint_role_arn(account, r) for r in config.regions]
+        )
         policy = pulumi.Output.all(account_id, denied).apply(
             lambda args: key_policy(args[0], readers, args[1], config.regions)
         )
@@ -131,7 +137,7 @@ class AuthKeyring(pulumi.ComponentResource):
             tags=tags,
             opts=po,
         )
-        aws.secretsmanager.SecretVersion(
+        self.version = aws.secretsmanager.SecretVersion(
             f"{name}-value",
             secret_id=self.secret.id,
             # A Pulumi secret from the start: state and previews only ever hold ciphertext.

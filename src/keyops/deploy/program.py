@@ -136,6 +136,14 @@ def run(
     # The handler finds the bundle at $LAMBDA_TASK_ROOT/bundle; the pin makes it refuse a
     # bundle signed by any key but this stack's (public keys only: no secret in the environment).
     environment = {PINNED_JWKS_ENV: json.dumps(bundle.jwks(), sort_keys=True)}
+    caller = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(provider=primary))
+    auth = AuthKeyring(
+        "auth-keyring",
+        config=cfg,
+        providers=providers,
+        keyring_json=json.dumps(keyring, sort_keys=True),
+        account_id=caller.account_id,
+    )
     endpoints = {
         region: RegionalEndpoint(
             f"endpoint-{region}",
@@ -144,19 +152,12 @@ def run(
             provider=providers[region],
             code=code,
             environment=environment,
+            # Auth servers must be able to sign for a key before any app is served it.
+            after=[auth.version],
         )
         for region in cfg.regions
     }
     front = GlobalFrontDoor("frontdoor", config=cfg, endpoints=endpoints, provider=primary)
-    caller = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(provider=primary))
-    auth = AuthKeyring(
-        "auth-keyring",
-        config=cfg,
-        providers=providers,
-        keyring_json=json.dumps(keyring, sort_keys=True),
-        account_id=caller.account_id,
-        endpoint_role_arns=[e.role.arn for e in endpoints.values()],
-    )
     return {
         "globalUrl": front.url,
         "regionalUrls": {region: e.url for region, e in endpoints.items()},

@@ -11,6 +11,7 @@ CloudWatch alarms on 5xx, p99 latency and throttles published to an SNS topic.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
@@ -62,6 +63,7 @@ class RegionalEndpoint(pulumi.ComponentResource):
         provider: aws.Provider,
         code: pulumi.Archive,
         environment: dict[str, str],
+        after: Sequence[pulumi.Resource] = (),
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("keyops:deploy:RegionalEndpoint", name, None, opts)
@@ -80,7 +82,8 @@ class RegionalEndpoint(pulumi.ComponentResource):
             opts=o,
         )
         self.role = iam.endpoint_role(
-            f"{name}-fn-role", fn_logs, tags, config.function_policy_statements, o
+            f"{name}-fn-role", config.endpoint_role_name(region), fn_logs, tags,
+            config.function_policy_statements, o,
         )
         lam = config.lambda_
         self.function = aws.lambda_.Function(
@@ -98,7 +101,9 @@ class RegionalEndpoint(pulumi.ComponentResource):
             environment={"variables": environment},
             logging_config={"log_format": "JSON", "log_group": fn_logs.name},
             tags={**tags, "keyops:component": "endpoint"},
-            opts=o,
+            # New code (a new bundle) ships only after what it needs, e.g. the keyring that
+            # holds a newly served key's secret for the auth servers.
+            opts=pulumi.ResourceOptions.merge(o, pulumi.ResourceOptions(depends_on=list(after))),
         )
 
         # -- HTTP API -------------------------------------------------------------------
