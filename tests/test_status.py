@@ -82,8 +82,7 @@ def test_unknown_stack(keyrepo: KeyRepo) -> None:
     proc = run(keyrepo, "status", "--stack", "prod", key=False)
     assert (proc.returncode, proc.stdout) == (2, "")
     assert proc.stderr == (
-        "error: stack 'prod' does not exist (there is no credentials/prod/ directory). "
-        "Known stacks: dev.\n"
+        "error: stack 'prod' does not exist (no credentials/prod/ directory). Known stacks: dev.\n"
     )
 
 

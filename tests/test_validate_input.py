@@ -29,7 +29,7 @@ def test_sample_repository_is_clean(keyrepo: KeyRepo) -> None:
         (("credentials/nope",), "error: credentials/nope does not exist. Check the path.\n"),
         (
             ("--stack", "prod"),
-            "error: stack 'prod' does not exist (there is no credentials/prod/ directory). "
+            "error: stack 'prod' does not exist (no credentials/prod/ directory). "
             "Known stacks: dev.\n",
         ),
         (

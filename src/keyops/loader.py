@@ -168,7 +168,8 @@ def check_stacks(root: Path, source: Source, wanted: Iterable[str] | None) -> No
         if (root / where).is_dir():
             what = f"stack {stack!r} has no credential files ({where} holds no file)"
         else:
-            what = f"stack {stack!r} does not exist (there is no {where} directory)"
+            # the wording every other command uses for an unknown stack
+            what = f"stack {stack!r} does not exist (no {where} directory)"
         raise InputError(what, f"Known stacks: {', '.join(known) or 'none'}.")
 
 
