@@ -455,9 +455,12 @@ def test_a_corrupt_cache_is_ignored_with_a_note(tmp_path: Path) -> None:
     path = tmp_path / "c.json"
     path.write_text("{not json")
     endpoint = FakeEndpoint({A: serve_signed(sign(payload()))})
-    result = fetcher(endpoint, cache=Cache(path), endpoints=[A]).get()
+    client = fetcher(endpoint, cache=Cache(path), endpoints=[A])
+    result = client.get()
     assert result.source == A
     assert result.notes == (f"{path} is not a keyops-client-cache/1 file; ignoring it",)
+    assert client.refresh().notes == ()  # reported once, not on every later result
+
     assert json.loads(path.read_text())["high_water"] == 17  # replaced by a good one
 
 

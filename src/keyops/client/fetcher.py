@@ -139,6 +139,7 @@ class Fetcher:
         self._high_water = 0
         #: Seconds to add to the local clock for ``iat`` (learned from a stale-token answer).
         self._skew = 0.0
+        #: Things worth telling the user that did not stop the fetch (cache problems).
         self._notes: list[str] = []
         self._refetched_for: str | None = None
         self._pusher_failures = 0
@@ -181,9 +182,9 @@ class Fetcher:
                 "bundled",
                 stale=True,
                 attempts=tuple(attempts),
-                notes=tuple(self._notes),
+                notes=self._take_notes(),
             )
-        raise NothingUsable(tuple(attempts), tuple(self._notes))
+        raise NothingUsable(tuple(attempts), self._take_notes())
 
     def on_pusher_error(self, code: int) -> Reaction:
         """React to a Pusher WebSocket close code (DESIGN.md section 1)."""
@@ -221,6 +222,12 @@ class Fetcher:
         self._refetched_for = None
 
     # -- internals ----------------------------------------------------------------------------
+    def _take_notes(self) -> tuple[str, ...]:
+        """Notes since the last result: each is reported once, so they never pile up."""
+        notes = tuple(self._notes)
+        self._notes.clear()
+        return notes
+
     def _in_use(self) -> str | None:
         """The id of the credential the app runs on now: the bundled one, or the verified one."""
         if self._holding_bundled and self.config.bundled is not None:
@@ -246,7 +253,7 @@ class Fetcher:
             source,
             stale=stale,
             attempts=tuple(attempts or ()),
-            notes=tuple(self._notes),
+            notes=self._take_notes(),
         )
 
     def _load_cache(self) -> None:
