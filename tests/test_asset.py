@@ -84,6 +84,11 @@ def test_asset_holds_handler_package_dependencies_and_bundle(asset: Path) -> Non
     # Pulumi has no place in the function; neither has byte code from this machine.
     assert not (asset / "keyops" / "deploy").exists()
     assert not list(asset.rglob("__pycache__"))
+    # World-readable inside (Lambda's runtime user), private on the build machine.
+    assert asset.stat().st_mode & 0o777 == 0o700
+    modes = {p.stat().st_mode & 0o777 for p in asset.rglob("*") if p.is_file()}
+    assert modes <= {0o644, 0o755}
+    assert (asset / "bundle" / "bundle.jws").stat().st_mode & 0o777 == 0o644
     manifest = json.loads((asset / MANIFEST).read_text())
     assert manifest["handler"] == HANDLER == "keyops.endpoint.lambda_handler.handler"
     assert manifest["strategy"] == "copy"

@@ -122,6 +122,21 @@ def _copy_distributions(dists: Sequence[metadata.Distribution], target: Path) ->
             shutil.copy2(src, dest)
 
 
+def _normalize_modes(root: Path) -> None:
+    """Modes as Lambda needs them inside the archive, the directory itself private here.
+
+    Lambda runs the code as an unprivileged user, so every archived file must be world-readable
+    (``bundle.jws`` is written 0600 by ``keyops build``); the asset directory stays 0700 so that
+    on the build machine only its owner can read the bundle's HMAC keys.
+    """
+    for path in root.rglob("*"):
+        if path.is_dir():
+            path.chmod(0o755)
+        else:
+            path.chmod(0o755 if path.stat().st_mode & 0o111 else 0o644)
+    root.chmod(0o700)
+
+
 def pip_command(
     target: Path, pins: Sequence[str], platform: str, python_version: str, pip_args: Sequence[str]
 ) -> list[str]:
@@ -201,6 +216,7 @@ def build_asset(
             "distributions": list(names),
         }
         (work / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        _normalize_modes(work)
         shutil.rmtree(out_dir, ignore_errors=True)
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         work.rename(out_dir)
