@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from pathlib import Path
@@ -377,3 +378,15 @@ def test_pr_commits_on_a_branch_and_prints_the_gh_command(keyrepo: KeyRepo) -> N
         f"  gh pr create --base main --head {branch} --title 'chore(credentials): rotate dev/ios "
         f"ios-2026-11-2' --body-file {body_file}",
     ]
+
+
+def test_status_hints_the_next_step_after_each_move(keyrepo: KeyRepo) -> None:
+    for client, extra in (("ios", ("--rollout-percent", "5")), ("web", ()), ("server", ())):
+        key, secret = pair()
+        assert rotate(keyrepo, *extra, client=client, key=key, secret=secret).returncode == 0
+    proc = keyrepo.run("status", "--now", "2026-11-27", "--format", "json", key=False)
+    hints = {r["credential"]: r["next_action"] for r in json.loads(proc.stdout)["rows"]}
+    assert hints["ios-2026-11-2"] == "promote when its rollout is healthy"
+    assert hints["web-2026-11"] == "start a rollout (keyops rollout) or promote"
+    assert hints["server-2026-11"] == "deploy the auth keyring, move servers to it, then promote"
+    assert hints["ios-2026-05"] == "retire from 2026-12-03"

@@ -82,8 +82,10 @@ def body(target: Target, proposal: Proposal, summary: str | None) -> str:
         "## Why",
         proposal.why,
         "",
-        "## keyops check",
-        summary or "_keyops check is not available in this version; CI runs it._",
+        # keyops check's markdown brings its own "## keyops check" heading.
+        summary
+        if summary and summary.startswith("#")
+        else "## keyops check\n" + (summary or "_keyops check is not available; CI runs it._"),
         "",
         "## Reviewers must verify",
         *(f"- [ ] {line}" for line in proposal.verify),

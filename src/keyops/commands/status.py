@@ -76,6 +76,13 @@ def served_share(client: ClientFile, cred: Credential) -> str:
 def next_action(client: ClientFile, cred: Credential, today: dt.date, rules: Settings) -> str:
     age = cred.age_days(today)
     if cred.state == "pending":
+        # What has to happen before `keyops promote` depends on how the key reaches its users.
+        if client.delivery == "bundled":
+            return "promote, then build the next release with keyops export"
+        if client.delivery == "secret-store":
+            return "deploy the auth keyring, move servers to it, then promote"
+        if not cred.rollout_percent:
+            return "start a rollout (keyops rollout) or promote"
         return "promote when its rollout is healthy"
     if cred.state == "retiring" and cred.retiring_since:
         earliest = cred.retiring_since + dt.timedelta(days=rules.min_overlap_days)
