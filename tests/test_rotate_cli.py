@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 from conftest import KeyRepo
@@ -390,3 +393,50 @@ def test_status_hints_the_next_step_after_each_move(keyrepo: KeyRepo) -> None:
     assert hints["web-2026-11"] == "start a rollout (keyops rollout) or promote"
     assert hints["server-2026-11"] == "deploy the auth keyring, move servers to it, then promote"
     assert hints["ios-2026-05"] == "retire from 2026-12-03"
+
+
+def test_revoke_asks_on_a_terminal_whether_to_promote(keyrepo: KeyRepo) -> None:
+    key, secret = pair()
+    assert rotate(keyrepo, client="web", key=key, secret=secret).returncode == 0
+    keyrepo.commit("rotate web")
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "keyops",
+            "revoke",
+            "--stack",
+            "dev",
+            "--client",
+            "web",
+            "--id",
+            "web-2026-06",
+            "--reason",
+            "leaked key",
+            "--incident",
+            "INC-7",
+            "--now",
+            "2026-11-28",
+        ],
+        cwd=keyrepo.root,
+        env=keyrepo.env(),
+        stdin=slave,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    os.close(slave)
+    assert proc.stderr is not None
+    prompt = b""
+    while not prompt.endswith(b"[y/N] "):
+        chunk = os.read(proc.stderr.fileno(), 1024)
+        assert chunk, f"no prompt; got {prompt!r}"
+        prompt += chunk
+    assert (
+        prompt == b"web-2026-06 was active. Promote pending web-2026-11 in the same change? [y/N] "
+    )
+    os.write(master, b"y\n")
+    out, _ = proc.communicate(timeout=120)
+    os.close(master)
+    assert proc.returncode == 0
+    assert b"  web-2026-11: pending \xe2\x86\x92 active (activated 2026-11-28)\n" in out
