@@ -91,8 +91,8 @@ def _next_step(target: Target, cred_id: str, delivery: str) -> str:
     )
 
 
-def rotate(args: argparse.Namespace) -> int:
-    key, secret = read_pair(args.from_file)
+def read_checked_pair(from_file: Path | None) -> tuple[str, str]:
+    key, secret = read_pair(from_file)
     lifecycle.check_pusher_hex(key, "key")
     lifecycle.check_pusher_hex(secret, "secret")
     if key == secret:
@@ -100,8 +100,13 @@ def rotate(args: argparse.Namespace) -> int:
             "the key and the secret are the same value",
             "Copy both from the Pusher dashboard (App Keys): they differ.",
         )
+    return key, secret
 
+
+def rotate(args: argparse.Namespace) -> int:
     def build(target: Target) -> Proposal:
+        # Asked only once the file is known to be editable, so nobody types a secret in vain.
+        key, secret = read_checked_pair(args.from_file)
         stack = target.current.stacks.get(target.stack)
         taken = {c.id for _, c in stack.credentials()} if stack else set()
         if args.id is not None:
