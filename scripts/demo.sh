@@ -6,6 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO_DIR=$(pwd)
 PORT=${KEYOPS_DEMO_PORT:-8787}
+# The fake dev data is dated around this day; lifecycle ages and rule dates are evaluated as of
+# it so the demo tells the same story whenever it runs. Bundles are signed with the real time.
+DEMO_NOW=2026-11-27
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
@@ -28,10 +31,10 @@ step "2. validate: decrypt each file in memory with the test key; JSON Schema an
 run keyops validate --stack dev
 
 step "3. check: the policy rules that need no history"
-run keyops check --stack dev
+run keyops check --stack dev --now "$DEMO_NOW"
 
 step "4. status: state, age, serving share and next step of each credential"
-run keyops status --stack dev
+run keyops status --stack dev --now "$DEMO_NOW"
 
 step "5. scratch copy of the repository for the rotation (committed files stay untouched)"
 SCRATCH="$WORK/repo"
@@ -66,15 +69,26 @@ run python3 -c "import urllib.request; print(urllib.request.urlopen('http://127.
 
 step "8. fetch as the iOS app: bootstrap config, then a signed, encrypted answer"
 run keyops -C "$SCRATCH" client-config --stack dev --client ios --out "$WORK/ios-config.json"
+if [[ "$PORT" != 8787 ]]; then
+  # The dev stack file lists 127.0.0.1:8787/8788; point the app at the demo's port instead.
+  python3 - "$WORK/ios-config.json" "$PORT" <<'PY'
+import json, sys
+path, port = sys.argv[1], sys.argv[2]
+config = json.load(open(path))
+config["endpoints"] = [f"http://127.0.0.1:{port}"]
+with open(path, "w") as out:
+    json.dump(config, out)
+PY
+fi
 run keyops fetch --config "$WORK/ios-config.json" --cache "$WORK/ios-cache.json" \
   --install-id demo-install-0001 --app-version 5.3.0
 
 step "9. rotate: add a pending iOS key with a 100% rollout (key and secret read from stdin)"
 # A fresh fake credential in Pusher's format; it travels through a pipe, never through argv.
 python3 -c "import secrets; print(secrets.token_hex(10)); print(secrets.token_hex(10))" |
-  run keyops -C "$SCRATCH" rotate --stack dev --client ios --rollout-percent 100
+  run keyops -C "$SCRATCH" rotate --stack dev --client ios --rollout-percent 100 --now "$DEMO_NOW"
 git -C "$SCRATCH" -c user.name=keyops-demo -c user.email=demo@keyops.invalid commit --quiet -am "rotate ios"
-run keyops -C "$SCRATCH" status --stack dev
+run keyops -C "$SCRATCH" status --stack dev --now "$DEMO_NOW"
 
 step "10. rebuild the bundle; the running server picks it up without a restart"
 run keyops -C "$SCRATCH" build --stack dev --out "$WORK/bundle"
