@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import itertools
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -146,7 +148,13 @@ def generate(files: int) -> tuple[Path, dict[str, str]]:
     return root, commits
 
 
-def time_floor(root: Path, base: str) -> float:
+def children_cpu() -> float:
+    """CPU seconds (user + system) of every finished child process so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def time_floor(root: Path, base: str) -> tuple[float, float]:
     """sops decrypt of both sides' files, ``WORKERS`` processes at a time."""
     binary = real_sops()
     env = sops_env(root)
@@ -162,24 +170,24 @@ def time_floor(root: Path, base: str) -> float:
     def head_one(rel: str) -> None:
         subprocess.run([binary, *args, rel], cwd=root, env=env, check=True, capture_output=True)
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), children_cpu()
     with ThreadPoolExecutor(WORKERS) as pool:
         list(pool.map(base_one, listing))
         list(pool.map(head_one, listing))
-    return time.perf_counter() - start
+    return time.perf_counter() - start, children_cpu() - cpu
 
 
-def time_check(root: Path, base: str) -> float:
-    start = time.perf_counter()
+def time_check(root: Path, base: str) -> tuple[float, float]:
+    start, cpu = time.perf_counter(), children_cpu()
     proc = subprocess.run(
         [sys.executable, "-m", "keyops", "check", "--base", base, "--now", TODAY.isoformat(),
          "--format", "json"],
         cwd=root, env=sops_env(root), capture_output=True, text=True,
     )  # fmt: skip
-    elapsed = time.perf_counter() - start
+    elapsed, used = time.perf_counter() - start, children_cpu() - cpu
     if proc.returncode not in (0, 1):
         raise SystemExit(f"keyops check failed ({proc.returncode}): {proc.stderr.strip()}")
-    return elapsed
+    return elapsed, used
 
 
 def main(argv: list[str]) -> int:
@@ -192,9 +200,14 @@ def main(argv: list[str]) -> int:
     repeat = 1 if args.quick else args.repeat
     print(f"keyops check --base vs sops decrypt floor; {WORKERS} worker(s), cache {CACHE}")
     print(f"sops: {real_sops()} (for the floor and, via KEYOPS_SOPS, for keyops)")
-    header = f"{'files':>6} {'floor s':>8} {'all-changed s':>14} {'ratio':>6} "
-    header += f"{'one-changed s':>14} {'ratio':>6} {'floor ms/file':>14} {'check ms/file':>14}"
-    print(header)
+    print(
+        "wall: elapsed seconds (median); cpu: user+system seconds of all processes started "
+        "(load-independent)"
+    )
+    print(
+        f"{'files':>6} | {'floor wall':>10} {'cpu':>6} | {'all-changed wall':>16} {'ratio':>6} "
+        f"{'cpu':>6} {'ratio':>6} | {'one-changed wall':>16} {'ratio':>6} | {'ms/file-side':>12}"
+    )
     per_file: list[tuple[int, float]] = []
     for files in sizes:
         started = time.perf_counter()
@@ -209,16 +222,19 @@ def main(argv: list[str]) -> int:
             every.append(time_check(root, commits["base"]))
             git(root, "checkout", "--quiet", commits["one"])
             one.append(time_check(root, commits["base"]))
-        f, a, o = statistics.median(floor), statistics.median(every), statistics.median(one)
-        per_file.append((files, a / files))
+        fw, fc = (statistics.median(x) for x in zip(*floor, strict=True))
+        aw, ac = (statistics.median(x) for x in zip(*every, strict=True))
+        ow = statistics.median(w for w, _ in one)
+        per_file.append((files, aw / files))
         print(
-            f"{files:>6} {f:>8.2f} {a:>14.2f} {a / f:>5.2f}x {o:>14.2f} {o / f:>5.2f}x "
-            f"{1000 * f / files / 2:>14.1f} {1000 * a / files / 2:>14.1f}"
-            + (f"   (generated in {setup:.0f} s)" if setup > 1 else "")
+            f"{files:>6} | {fw:>10.2f} {fc:>6.2f} | {aw:>16.2f} {aw / fw:>5.2f}x {ac:>6.2f} "
+            f"{ac / fc:>5.2f}x | {ow:>16.2f} {ow / fw:>5.2f}x | {1000 * aw / files / 2:>12.1f}"
+            + (f"   (generated in {setup:.0f} s)" if setup > 1 else ""),
+            flush=True,
         )
     if len(per_file) > 1:
-        (n0, t0), (n1, t1) = per_file[-2], per_file[-1]
-        print(f"linearity: per-file time at {n1} files is {t1 / t0:.2f}x that at {n0} files")
+        for (n0, t0), (n1, t1) in itertools.pairwise(per_file):
+            print(f"linearity: per-file wall time at {n1} files is {t1 / t0:.2f}x that at {n0}")
     return 0
 
 

@@ -49,3 +49,23 @@ def test_check_on_the_committed_sample_in_a_fresh_clone(tmp_path: Path) -> None:
     assert proc.stderr == ""
     assert proc.returncode == 0, proc.stdout
     assert proc.stdout.endswith("in 5 file(s)\n") or proc.stdout.startswith("ok: 5 file(s)")
+
+
+def test_both_sides_loading_at_once_still_decrypt_each_blob_once(keyrepo: KeyRepo) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    base = keyrepo.git("rev-parse", "HEAD")
+    doc = keyrepo.read_doc("credentials/dev/ios.yaml")
+    doc["credentials"][0]["min_app_version"] = "3.0.0"
+    keyrepo.write_doc("credentials/dev/ios.yaml", doc)
+    sops = SharedSops(keyrepo.root, env=keyrepo.env())
+    with ThreadPoolExecutor(2) as pool:
+        before = pool.submit(loader.load, keyrepo.root, GitSource(keyrepo.root, base), sops=sops)
+        after = pool.submit(loader.load, keyrepo.root, WorktreeSource(keyrepo.root), sops=sops)
+        old, new = before.result(), after.result()
+    assert sops.decrypted == 6
+    assert (
+        old.records["credentials/dev/web.yaml"].plain
+        == new.records["credentials/dev/web.yaml"].plain
+    )
+    assert "min_app_version" not in old.records["credentials/dev/ios.yaml"].plain["credentials"][0]

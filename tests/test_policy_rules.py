@@ -730,3 +730,14 @@ def test_unknown_rule_id_in_only_is_a_usage_error() -> None:
 
     with pytest.raises(UsageError, match="unknown rule id"):
         run(only=("no-such-rule",))
+
+
+def test_docs_describe_every_rule_with_an_example_and_a_fix() -> None:
+    from pathlib import Path
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "policies.md").read_text()
+    sections = docs.split("\n### ")[1:]
+    described = {s.split("`", 2)[1]: s for s in sections}
+    assert set(RULES) <= set(described)
+    for rule_id in RULES:
+        assert "Example:" in described[rule_id] and "Fix:" in described[rule_id], rule_id

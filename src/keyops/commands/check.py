@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -100,15 +101,19 @@ def check(args: argparse.Namespace) -> int:
     sops = SharedSops(root, timeout=timeout_from_env())
     progress = Progress()
     hook = progress if progress.enabled else None
-    try:
-        base = (
-            loader.load(root, base_source, stacks=args.stack, sops=sops, progress=hook)
+    # Both sides load at once: one side's parsing overlaps the other's decryption, and
+    # SharedSops keeps the sops processes to one per CPU and each blob decrypted once.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="base") as pool:
+        pending = (
+            pool.submit(loader.load, root, base_source, stacks=args.stack, sops=sops)
             if base_source is not None
             else None
         )
-        head = loader.load(root, head_source, stacks=args.stack, sops=sops, progress=hook)
-    finally:
-        progress.close()
+        try:
+            head = loader.load(root, head_source, stacks=args.stack, sops=sops, progress=hook)
+        finally:
+            progress.close()
+        base = pending.result() if pending is not None else None
     findings = evaluate(base, head, ctx, rules, root=root)
     files = head.file_count
     if args.format == "json":
