@@ -12,11 +12,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from keyops import loader
 from keyops import schema as schemas
 from keyops.errors import UsageError
 from keyops.findings import Finding, Severity
 from keyops.loader import FileRecord, LoadResult
-from keyops.model import ClientFile, Stack, StackFile
 from keyops.policy import waivers
 from keyops.policy.context import Context
 from keyops.policy.rules import ORDER, RULES, Facts
@@ -97,29 +97,14 @@ def replace_document(result: LoadResult, relpath: str, plain: dict[str, Any]) ->
         )
         for pointer, message in problems
     ]
-    return replace(
+    edited = replace(
         result,
         records=records,
         findings=sorted(findings, key=lambda f: (f.path, f.line or 0, f.pointer, f.rule)),
-        stacks=build_stacks(records),
+        stacks={},
     )
-
-
-def build_stacks(records: dict[str, FileRecord]) -> dict[str, Stack]:
-    """The typed model of every schema-valid file (as the loader builds it)."""
-    stacks: dict[str, Stack] = {}
-    for record in records.values():
-        stack = stacks.setdefault(record.stack, Stack(name=record.stack))
-        document = record.content()
-        if not document or not record.schema_ok:
-            continue
-        if record.kind == "stack":
-            stack.stack_file = StackFile.from_dict(record.relpath, record.stack, document)
-        else:
-            stack.clients[record.stem] = ClientFile.from_dict(
-                record.relpath, record.stack, document
-            )
-    return stacks
+    loader._build_models(edited)  # the very builder load() uses, so both agree
+    return edited
 
 
 def in_memory(documents: dict[str, dict[str, Any]], label: str = "memory") -> LoadResult:
