@@ -77,7 +77,17 @@ def test_public_s3_in_every_form_is_refused() -> None:
         record("aws:s3/bucketPolicy:BucketPolicy", "policy", {"policy": json.dumps({
             "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
                            "Resource": "arn:aws:s3:::site/*"}]})}),
+        record("aws:s3/bucketPolicy:BucketPolicy", "listed", {"policy": json.dumps({
+            "Statement": {"Effect": "Allow", "Principal": {"AWS": ["*"]}, "Action": "s3:*",
+                          "Resource": "arn:aws:s3:::site"}})}),
+        record("aws:s3/bucketPolicy:BucketPolicy", "scoped", {"policy": json.dumps({
+            "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+                           "Resource": "arn:aws:s3:::site/*",
+                           "Condition": {"StringEquals": {"aws:SourceVpce": "vpce-1"}}}]})}),
         record("aws:s3/bucket:Bucket", "private", {"acl": "private"}),
+        record("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", "closed", dict.fromkeys(
+            ["blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"],
+            True)),
     ])
     assert [(v.policy, v.message) for v in violations] == [
         ("keyops-no-public-s3", "S3 'site' has the public ACL 'public-read'"),
@@ -86,6 +96,7 @@ def test_public_s3_in_every_form_is_refused() -> None:
         ("keyops-no-public-s3", "public access block 'pab' leaves blockPublicPolicy, "
          "restrictPublicBuckets off"),
         ("keyops-no-public-s3", "bucket policy 'policy' allows anyone (Principal *)"),
+        ("keyops-no-public-s3", "bucket policy 'listed' allows anyone (Principal *)"),
     ]
 
 

@@ -10,7 +10,8 @@ Layout of the asset directory (it becomes ``/var/task`` in the function)::
 Dependencies come from one of two strategies:
 
 * ``pip``: ``pip install --platform manylinux2014_aarch64 --only-binary=:all: --target`` with the
-  versions pinned to those installed here, so the function runs the code the tests ran. This is
+  versions of the whole closure pinned to those installed here, so the function runs the code the
+  tests ran. This is
   the real build; it needs PyPI (or ``--find-links`` of a wheelhouse passed through ``pip_args``).
 * ``copy``: the installed distributions are copied from this interpreter's site-packages. That
   is only correct for the Lambda platform when every one of them is pure Python; binary wheels
@@ -182,9 +183,8 @@ def build_asset(
         raise AssetError(f"bundle directory {bundle_dir} does not exist", "Build the bundle first.")
     platform = PLATFORMS[architecture]
     dists = closure(requirements)
-    pins = [f"{canonicalize_name(d.metadata['Name'])}=={d.version}"
-            for d in dists if canonicalize_name(d.metadata["Name"])
-            in {canonicalize_name(Requirement(r).name) for r in requirements}]
+    # Every distribution pinned, not only the top level: the function runs what the tests ran.
+    pins = [f"{canonicalize_name(d.metadata['Name'])}=={d.version}" for d in dists]
     work = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
