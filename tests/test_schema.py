@@ -8,7 +8,7 @@ import pytest
 
 from conftest import KeyRepo
 from keyops import schema
-from test_validate_support import findings, rewrite, run
+from test_validate_support import expect_findings, findings, rewrite, run
 
 WEB = "credentials/dev/web.yaml"
 IOS = "credentials/dev/ios.yaml"
@@ -182,16 +182,18 @@ def test_every_finding_is_reported(keyrepo: KeyRepo) -> None:
         doc["credentials"][0]["rollout_percent"] = "ten"
 
     rewrite(keyrepo, WEB, change)
-    proc = run(keyrepo, "validate")
-    assert proc.returncode == 1
-    assert findings(proc) == [
-        "credentials/dev/web.yaml::$.platform: error[schema] 'tvos' is not one of 'ios', "
-        "'android', 'web', 'server' (line 2)",
-        "credentials/dev/web.yaml::$.pusher.app_id: error[schema] 'app-1' must be the Pusher app "
-        "id: digits, as a quoted string (line 5)",
-        "credentials/dev/web.yaml::$.credentials[0].rollout_percent: error[schema] 'ten' must be "
-        "a whole number (credential web-2026-06, line 14)",
-    ]
+    proc = expect_findings(
+        keyrepo,
+        (),
+        [
+            "credentials/dev/web.yaml::$.platform: error[schema] 'tvos' is not one of 'ios', "
+            "'android', 'web', 'server' (line 2)",
+            "credentials/dev/web.yaml::$.pusher.app_id: error[schema] 'app-1' must be the Pusher "
+            "app id: digits, as a quoted string (line 5)",
+            "credentials/dev/web.yaml::$.credentials[0].rollout_percent: error[schema] 'ten' must "
+            "be a whole number (credential web-2026-06, line 14)",
+        ],
+    )
     assert proc.stdout.endswith("\n3 error(s), 0 warning(s) in 5 file(s)\n")
 
 
@@ -202,12 +204,14 @@ def test_secret_in_wrong_format_is_not_echoed(keyrepo: KeyRepo) -> None:
         doc["credentials"][0]["secret"] = bad
 
     rewrite(keyrepo, WEB, change)
-    proc = run(keyrepo, "validate")
-    assert proc.returncode == 1
-    assert findings(proc) == [
-        "credentials/dev/web.yaml::$.credentials[0].secret: error[schema] must be 20 lowercase "
-        "hexadecimal characters (Pusher's format) (credential web-2026-06, line 11)"
-    ]
+    proc = expect_findings(
+        keyrepo,
+        (),
+        [
+            "credentials/dev/web.yaml::$.credentials[0].secret: error[schema] must be 20 lowercase "
+            "hexadecimal characters (Pusher's format) (credential web-2026-06, line 11)"
+        ],
+    )
     assert bad not in proc.stdout + proc.stderr
     # without the key, the ENC[...] value is all keyops can see: no finding
     assert run(keyrepo, "validate", "--no-decrypt").returncode == 0
@@ -220,16 +224,18 @@ def test_stack_file_problems(keyrepo: KeyRepo) -> None:
         doc["signing_keys"][0]["state"] = "next"
 
     rewrite(keyrepo, "credentials/dev/_stack.yaml", change)
-    proc = run(keyrepo, "validate")
-    assert proc.returncode == 1
-    assert findings(proc) == [
-        "credentials/dev/_stack.yaml::$.stack: error[schema] stack is 'development' but the "
-        "directory name says 'dev'; they must be equal (line 1)",
-        "credentials/dev/_stack.yaml::$.signing_keys: error[schema] exactly one signing key must "
-        "be active, found 0 (line 5)",
-        "credentials/dev/_stack.yaml::$.region: error[schema] unknown field 'region'; remove it "
-        "or check its spelling (line 11)",
-    ]
+    expect_findings(
+        keyrepo,
+        (),
+        [
+            "credentials/dev/_stack.yaml::$.stack: error[schema] stack is 'development' but the "
+            "directory name says 'dev'; they must be equal (line 1)",
+            "credentials/dev/_stack.yaml::$.signing_keys: error[schema] exactly one signing key "
+            "must be active, found 0 (line 5)",
+            "credentials/dev/_stack.yaml::$.region: error[schema] unknown field 'region'; remove "
+            "it or check its spelling (line 11)",
+        ],
+    )
 
 
 def test_served_client_without_app_auth(keyrepo: KeyRepo) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from conftest import KeyRepo, new_identity, sops_rules
-from test_validate_support import enc_value, findings, run
+from test_validate_support import enc_value, expect_findings, findings, run
 
 WEB = "credentials/dev/web.yaml"
 KEY_SOURCES = (
@@ -53,15 +53,17 @@ def test_partially_encrypted_file(keyrepo: KeyRepo) -> None:
     assert keyrepo_text.count(enc_value(keyrepo, WEB, "key")) == 1
     exposed = "0123456789abcdef0123"
     keyrepo.path(WEB).write_text(keyrepo_text.replace(enc_value(keyrepo, WEB, "key"), exposed))
-    proc = run(keyrepo, "validate")
-    assert proc.returncode == 1
-    assert findings(proc) == [
-        "credentials/dev/web.yaml::$.credentials[0].key: error[encrypted] 'key' is in clear text "
-        "next to sops metadata (a partially encrypted file): the value is exposed. Restore the "
-        "file from git (git checkout -- credentials/dev/web.yaml), set the value with `sops edit "
-        "credentials/dev/web.yaml`, and rotate the credential if the clear value was ever "
-        "committed (credential web-2026-06, line 10)"
-    ]
+    proc = expect_findings(
+        keyrepo,
+        (),
+        [
+            "credentials/dev/web.yaml::$.credentials[0].key: error[encrypted] 'key' is in clear "
+            "text next to sops metadata (a partially encrypted file): the value is exposed. "
+            "Restore the file from git (git checkout -- credentials/dev/web.yaml), set the value "
+            "with `sops edit credentials/dev/web.yaml`, and rotate the credential if the clear "
+            "value was ever committed (credential web-2026-06, line 10)"
+        ],
+    )
     assert exposed not in proc.stdout + proc.stderr
 
 
@@ -70,26 +72,30 @@ def test_tampered_ciphertext(keyrepo: KeyRepo) -> None:
     data = value.split("data:", 1)[1]
     flipped = value.replace(data, ("A" if data[0] != "A" else "B") + data[1:], 1)
     keyrepo.path(WEB).write_text(keyrepo.path(WEB).read_text().replace(value, flipped))
-    proc = run(keyrepo, "validate")
-    assert proc.returncode == 1
-    assert findings(proc) == [
-        "credentials/dev/web.yaml::$: error[encrypted] an encrypted value cannot be decrypted "
-        "(its ciphertext was altered or truncated). Restore it from git (git checkout -- "
-        "credentials/dev/web.yaml); never edit ENC[...] values. (line 1)"
-    ]
+    expect_findings(
+        keyrepo,
+        (),
+        [
+            "credentials/dev/web.yaml::$: error[encrypted] an encrypted value cannot be decrypted "
+            "(its ciphertext was altered or truncated). Restore it from git (git checkout -- "
+            "credentials/dev/web.yaml); never edit ENC[...] values. (line 1)"
+        ],
+    )
 
 
 def test_tampered_cleartext_field_trips_the_mac(keyrepo: KeyRepo) -> None:
     text = keyrepo.path(WEB).read_text()
     keyrepo.path(WEB).write_text(text.replace('activated: "2026-06-16"', 'activated: "2026-06-17"'))
-    proc = run(keyrepo, "validate")
-    assert proc.returncode == 1
-    assert findings(proc) == [
-        "credentials/dev/web.yaml::$: error[encrypted] the file was changed without sops: its "
-        "MAC does not match its content (a value, a cleartext field or the metadata was edited "
-        "by hand). Restore it from git (git checkout -- credentials/dev/web.yaml) and make the "
-        "change with `sops edit credentials/dev/web.yaml` or a keyops command. (line 1)"
-    ]
+    expect_findings(
+        keyrepo,
+        (),
+        [
+            "credentials/dev/web.yaml::$: error[encrypted] the file was changed without sops: its "
+            "MAC does not match its content (a value, a cleartext field or the metadata was edited "
+            "by hand). Restore it from git (git checkout -- credentials/dev/web.yaml) and make the "
+            "change with `sops edit credentials/dev/web.yaml` or a keyops command. (line 1)"
+        ],
+    )
     # without a key the MAC cannot be checked, and the edit is a valid document
     assert run(keyrepo, "validate", "--no-decrypt", key=False).returncode == 0
 
@@ -98,12 +104,14 @@ def test_missing_mac(keyrepo: KeyRepo) -> None:
     text = keyrepo.path(WEB).read_text()
     mac_line = next(line for line in text.splitlines() if line.startswith("    mac: "))
     keyrepo.path(WEB).write_text(text.replace(mac_line + "\n", ""))
-    proc = run(keyrepo, "validate")
-    assert proc.returncode == 1
-    assert findings(proc) == [
-        "credentials/dev/web.yaml::$.sops.mac: error[encrypted] the sops metadata has no MAC, "
-        "so tampering cannot be detected; re-encrypt the file with sops (line 19)"
-    ]
+    expect_findings(
+        keyrepo,
+        (),
+        [
+            "credentials/dev/web.yaml::$.sops.mac: error[encrypted] the sops metadata has no MAC, "
+            "so tampering cannot be detected; re-encrypt the file with sops (line 19)"
+        ],
+    )
 
 
 def test_no_key_at_all(keyrepo: KeyRepo) -> None:
@@ -155,19 +163,21 @@ def test_value_encrypted_by_accident(keyrepo: KeyRepo) -> None:
         )
     )
     keyrepo.write_doc(WEB, _plain_web(keyrepo))
-    proc = run(keyrepo, "validate")
-    assert proc.returncode == 1
-    assert findings(proc) == [
-        ".sops.yaml::$.creation_rules[0].encrypted_regex: error[encrypted] creation rule #1 "
-        f"(path_regex '^credentials/dev/[^/]+\\\\.yaml$') has encrypted_regex {wide!r}; keyops "
-        "requires '^(key|secret|encryption_master_key|private_jwk)$' so that secrets are "
-        "encrypted and lifecycle fields stay readable (line 2)",
-        "credentials/dev/web.yaml::$.pusher.app_id: error[encrypted] 'app_id' is encrypted but "
-        "only encryption_master_key, key, private_jwk, secret may be, so lifecycle metadata "
-        "stays readable in diffs; re-encrypt the file under the .sops.yaml creation rule "
-        "(encrypted_regex '^(key|secret|encryption_master_key|private_jwk)$') (line 5)",
-        f"credentials/dev/web.yaml::$.sops.encrypted_regex: error[encrypted] the file was "
-        f"encrypted with encrypted_regex {wide!r}; keyops requires "
-        "'^(key|secret|encryption_master_key|private_jwk)$'. Re-encrypt it under the .sops.yaml "
-        "creation rule (line 32)",
-    ]
+    expect_findings(
+        keyrepo,
+        (),
+        [
+            ".sops.yaml::$.creation_rules[0].encrypted_regex: error[encrypted] creation rule #1 "
+            f"(path_regex '^credentials/dev/[^/]+\\\\.yaml$') has encrypted_regex {wide!r}; keyops "
+            "requires '^(key|secret|encryption_master_key|private_jwk)$' so that secrets are "
+            "encrypted and lifecycle fields stay readable (line 2)",
+            "credentials/dev/web.yaml::$.pusher.app_id: error[encrypted] 'app_id' is encrypted but "
+            "only encryption_master_key, key, private_jwk, secret may be, so lifecycle metadata "
+            "stays readable in diffs; re-encrypt the file under the .sops.yaml creation rule "
+            "(encrypted_regex '^(key|secret|encryption_master_key|private_jwk)$') (line 5)",
+            f"credentials/dev/web.yaml::$.sops.encrypted_regex: error[encrypted] the file was "
+            f"encrypted with encrypted_regex {wide!r}; keyops requires "
+            "'^(key|secret|encryption_master_key|private_jwk)$'. Re-encrypt it under the "
+            ".sops.yaml creation rule (line 32)",
+        ],
+    )

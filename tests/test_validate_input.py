@@ -7,7 +7,7 @@ import os
 import pytest
 
 from conftest import KeyRepo
-from test_validate_support import findings, run
+from test_validate_support import expect_findings, findings, run
 
 
 def test_sample_repository_is_clean(keyrepo: KeyRepo) -> None:
@@ -107,41 +107,47 @@ def test_unreadable_content_is_a_finding(keyrepo: KeyRepo, content: bytes, line:
 
 def test_ten_megabyte_file_is_refused_by_size(keyrepo: KeyRepo) -> None:
     keyrepo.write_bytes("credentials/dev/huge.yaml", b"a: b\n" * (2 * 1024 * 1024))
-    proc = run(keyrepo, "validate")
-    assert proc.returncode == 1
-    assert findings(proc) == [
-        "credentials/dev/huge.yaml::$: error[schema] the file is 10,485,760 bytes, over the "
-        "1,048,576-byte limit for a credential file; a credential file holds a few credentials, "
-        "so this is not one (remove it or move it out of credentials/)"
-    ]
+    expect_findings(
+        keyrepo,
+        (),
+        [
+            "credentials/dev/huge.yaml::$: error[schema] the file is 10,485,760 bytes, over the "
+            "1,048,576-byte limit for a credential file; a credential file holds a few "
+            "credentials, so this is not one (remove it or move it out of credentials/)"
+        ],
+    )
 
 
 def test_symlink_leaving_the_repository(keyrepo: KeyRepo) -> None:
     target = keyrepo.root.parent / "outside.yaml"
     target.write_text("client: evil\n")
     os.symlink(target, keyrepo.path("credentials/dev/evil.yaml"))
-    proc = run(keyrepo, "validate")
-    assert proc.returncode == 1
-    assert findings(proc) == [
-        f"credentials/dev/evil.yaml::$: error[schema] is a symlink to {str(target)!r}, which "
-        "leaves the repository; credential files must be regular files in the repository"
-    ]
+    expect_findings(
+        keyrepo,
+        (),
+        [
+            f"credentials/dev/evil.yaml::$: error[schema] is a symlink to {str(target)!r}, which "
+            "leaves the repository; credential files must be regular files in the repository"
+        ],
+    )
 
 
 def test_misplaced_files(keyrepo: KeyRepo) -> None:
     keyrepo.write_bytes("credentials/dev/notes.txt", b"hello\n")
     keyrepo.write_bytes("credentials/dev/old/ios.yaml", b"client: ios\n")
     keyrepo.write_bytes("credentials/loose.yaml", b"client: loose\n")
-    proc = run(keyrepo, "validate", "--no-decrypt")
-    assert proc.returncode == 1
-    assert findings(proc) == [
-        "credentials/dev/notes.txt::$: error[schema] unexpected file; credential files end in "
-        ".yaml",
-        "credentials/dev/old/ios.yaml::$: error[schema] unexpected location; credential files "
-        "live at credentials/<stack>/<client>.yaml",
-        "credentials/loose.yaml::$: error[schema] unexpected location; credential files live at "
-        "credentials/<stack>/<client>.yaml",
-    ]
+    expect_findings(
+        keyrepo,
+        ("--no-decrypt",),
+        [
+            "credentials/dev/notes.txt::$: error[schema] unexpected file; credential files end in "
+            ".yaml",
+            "credentials/dev/old/ios.yaml::$: error[schema] unexpected location; credential files "
+            "live at credentials/<stack>/<client>.yaml",
+            "credentials/loose.yaml::$: error[schema] unexpected location; credential files live "
+            "at credentials/<stack>/<client>.yaml",
+        ],
+    )
 
 
 def test_path_arguments_select_files(keyrepo: KeyRepo) -> None:
@@ -191,25 +197,29 @@ def test_symlinked_stack_directory_leaving_the_repository(keyrepo: KeyRepo) -> N
     elsewhere.mkdir()
     (elsewhere / "web.yaml").write_text("client: web\n")
     os.symlink(elsewhere, keyrepo.path("credentials/prod"))
-    proc = run(keyrepo, "validate", "--no-decrypt")
-    assert proc.returncode == 1
-    assert findings(proc) == [
-        f"credentials/prod::$: error[schema] is a symlink to {str(elsewhere)!r}, which leaves "
-        "the repository; credential files must be regular files in the repository"
-    ]
+    expect_findings(
+        keyrepo,
+        ("--no-decrypt",),
+        [
+            f"credentials/prod::$: error[schema] is a symlink to {str(elsewhere)!r}, which leaves "
+            "the repository; credential files must be regular files in the repository"
+        ],
+    )
 
 
 def test_symlink_inside_the_repository_is_refused_like_in_git(keyrepo: KeyRepo) -> None:
     os.symlink("web.yaml", keyrepo.path("credentials/dev/www.yaml"))
     os.symlink("nowhere.yaml", keyrepo.path("credentials/dev/dangling.yaml"))
-    proc = run(keyrepo, "validate", "--no-decrypt")
-    assert proc.returncode == 1
-    assert findings(proc) == [
-        "credentials/dev/dangling.yaml::$: error[schema] is a symlink to 'nowhere.yaml'; "
-        "credential files must be regular files in the repository",
-        "credentials/dev/www.yaml::$: error[schema] is a symlink to 'web.yaml'; credential "
-        "files must be regular files in the repository",
-    ]
+    expect_findings(
+        keyrepo,
+        ("--no-decrypt",),
+        [
+            "credentials/dev/dangling.yaml::$: error[schema] is a symlink to 'nowhere.yaml'; "
+            "credential files must be regular files in the repository",
+            "credentials/dev/www.yaml::$: error[schema] is a symlink to 'web.yaml'; credential "
+            "files must be regular files in the repository",
+        ],
+    )
 
 
 def test_stack_directory_without_files(keyrepo: KeyRepo) -> None:

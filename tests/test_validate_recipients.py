@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from conftest import KeyRepo, new_identity, sops_rules
-from test_validate_support import RULE_DEV, SAMPLE_FILES, findings, run
+from test_validate_support import RULE_DEV, SAMPLE_FILES, expect_findings, findings, run
 
 SOPS_LINE = {"_stack": 11, "android": 19, "ios": 26, "server": 14, "web": 19}
 EXTRA_RULE = (
@@ -27,56 +27,64 @@ def test_missing_sops_config(keyrepo: KeyRepo) -> None:
 
 def test_no_rule_for_the_file(keyrepo: KeyRepo) -> None:
     keyrepo.path(".sops.yaml").write_text(sops_rules({"prod": [keyrepo.recipient]}))
-    proc = run(keyrepo, "validate", "--no-decrypt")
-    assert proc.returncode == 1
-    assert findings(proc) == [
-        f"credentials/dev/{name}.yaml::$.sops: error[recipients] no creation rule in .sops.yaml "
-        f"matches credentials/dev/{name}.yaml; add a rule for credentials/dev/ (see README: "
-        f"Adding a stack) (line {SOPS_LINE[name]})"
-        for name in SAMPLE_FILES
-    ]
+    expect_findings(
+        keyrepo,
+        ("--no-decrypt",),
+        [
+            f"credentials/dev/{name}.yaml::$.sops: error[recipients] no creation rule in "
+            f".sops.yaml matches credentials/dev/{name}.yaml; add a rule for credentials/dev/ (see "
+            f"README: Adding a stack) (line {SOPS_LINE[name]})"
+            for name in SAMPLE_FILES
+        ],
+    )
 
 
 def test_overlapping_rules(keyrepo: KeyRepo) -> None:
     keyrepo.path(".sops.yaml").write_text(
         sops_rules({"dev": [keyrepo.recipient]}) + EXTRA_RULE.format(recipient=keyrepo.recipient)
     )
-    proc = run(keyrepo, "validate", "--no-decrypt", "credentials/dev/web.yaml")
-    assert proc.returncode == 1
-    assert findings(proc) == [
-        "credentials/dev/web.yaml::$.sops: error[recipients] credentials/dev/web.yaml is matched "
-        f"by {RULE_DEV} and creation rule #2 (path_regex '^credentials/.*'); sops would use the "
-        "first, so reordering would change who can decrypt. Make the path_regex patterns "
-        "disjoint (line 19)"
-    ]
+    expect_findings(
+        keyrepo,
+        ("--no-decrypt", "credentials/dev/web.yaml"),
+        [
+            "credentials/dev/web.yaml::$.sops: error[recipients] credentials/dev/web.yaml is "
+            f"matched by {RULE_DEV} and creation rule #2 (path_regex '^credentials/.*'); sops "
+            "would use the first, so reordering would change who can decrypt. Make the path_regex "
+            "patterns disjoint (line 19)"
+        ],
+    )
 
 
 def test_stale_recipient_after_a_key_change(keyrepo: KeyRepo) -> None:
     _, added = new_identity()
     keyrepo.path(".sops.yaml").write_text(sops_rules({"dev": [keyrepo.recipient, added]}))
-    proc = run(keyrepo, "validate", "--no-decrypt", "--stack", "dev")
-    assert proc.returncode == 1
-    assert findings(proc) == [
-        f"credentials/dev/{name}.yaml::$.sops: error[recipients] age:{added} is a recipient in "
-        f"{RULE_DEV} but the file is not encrypted to it (stale after a key change?); run: sops "
-        f"updatekeys credentials/dev/{name}.yaml (line {SOPS_LINE[name]})"
-        for name in SAMPLE_FILES
-    ]
+    expect_findings(
+        keyrepo,
+        ("--no-decrypt", "--stack", "dev"),
+        [
+            f"credentials/dev/{name}.yaml::$.sops: error[recipients] age:{added} is a recipient in "
+            f"{RULE_DEV} but the file is not encrypted to it (stale after a key change?); run: "
+            f"sops updatekeys credentials/dev/{name}.yaml (line {SOPS_LINE[name]})"
+            for name in SAMPLE_FILES
+        ],
+    )
 
 
 def test_removed_recipient_is_still_able_to_decrypt(keyrepo: KeyRepo) -> None:
     _, replacement = new_identity()
     keyrepo.path(".sops.yaml").write_text(sops_rules({"dev": [replacement]}))
-    proc = run(keyrepo, "validate", "--no-decrypt", "credentials/dev/server.yaml")
-    assert proc.returncode == 1
-    assert findings(proc) == [
-        f"credentials/dev/server.yaml::$.sops: error[recipients] age:{replacement} is a "
-        f"recipient in {RULE_DEV} but the file is not encrypted to it (stale after a key "
-        "change?); run: sops updatekeys credentials/dev/server.yaml (line 14)",
-        f"credentials/dev/server.yaml::$.sops: error[recipients] the file is encrypted to "
-        f"age:{keyrepo.recipient}, which {RULE_DEV} does not list (copied from another stack, "
-        "or a removed key?); run: sops updatekeys credentials/dev/server.yaml (line 14)",
-    ]
+    expect_findings(
+        keyrepo,
+        ("--no-decrypt", "credentials/dev/server.yaml"),
+        [
+            f"credentials/dev/server.yaml::$.sops: error[recipients] age:{replacement} is a "
+            f"recipient in {RULE_DEV} but the file is not encrypted to it (stale after a key "
+            "change?); run: sops updatekeys credentials/dev/server.yaml (line 14)",
+            f"credentials/dev/server.yaml::$.sops: error[recipients] the file is encrypted to "
+            f"age:{keyrepo.recipient}, which {RULE_DEV} does not list (copied from another stack, "
+            "or a removed key?); run: sops updatekeys credentials/dev/server.yaml (line 14)",
+        ],
+    )
 
 
 def test_file_copied_from_another_stack(keyrepo: KeyRepo) -> None:

@@ -97,3 +97,13 @@ def enc_value(repo: KeyRepo, rel: str, field: str, nth: int = 0) -> str:
     """The ``ENC[...]`` text of the nth ``field:`` line of an encrypted file."""
     values = re.findall(rf"^\s*(?:- )?{field}: (ENC\[[^\]]*\])$", repo.path(rel).read_text(), re.M)
     return values[nth]
+
+
+def expect_findings(
+    repo: KeyRepo, args: tuple[str, ...], expected: list[str], **kwargs: Any
+) -> subprocess.CompletedProcess[str]:
+    """Run ``keyops validate ARGS``: exit 1, exactly these finding lines, nothing on stderr."""
+    proc = run(repo, "validate", *args, **kwargs)
+    assert (proc.returncode, proc.stderr) == (1, ""), proc.stderr
+    assert findings(proc) == expected
+    return proc
