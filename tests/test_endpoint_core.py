@@ -358,3 +358,11 @@ def test_bundle_file_is_what_was_built(bundle: Bundle, tmp_path: Path) -> None:
     bundle.write(tmp_path / "out")
     again = Bundle.load(tmp_path / "out", jwks=bundle.jwks())
     assert again.raw == bundle.raw and again.clients.keys() == bundle.clients.keys()
+
+
+def test_alg_confusion_with_the_public_signing_key_is_401(bundle: Bundle) -> None:
+    # The classic attack: HS256 "signed" with the published ES256 key, under its kid.
+    public = json.dumps(bundle.jwks()["keys"][0]).encode()
+    for kid in (bundle.signing_kid, "ios-build-2026a"):
+        status, body, _ = ask(endpoint(bundle), mint(kid, public, claims()))
+        assert (status, body) == (401, problem(401, "invalid-token"))
