@@ -83,7 +83,6 @@ def test_asset_holds_handler_package_dependencies_and_bundle(asset: Path) -> Non
         assert (asset / dist).is_dir(), dist
     # Pulumi has no place in the function; neither has byte code from this machine.
     assert not (asset / "keyops" / "deploy").exists()
-    assert not list(asset.rglob("__pycache__"))
     # World-readable inside (Lambda's runtime user), private on the build machine.
     assert asset.stat().st_mode & 0o777 == 0o700
     modes = {p.stat().st_mode & 0o777 for p in asset.rglob("*") if p.is_file()}
@@ -92,6 +91,11 @@ def test_asset_holds_handler_package_dependencies_and_bundle(asset: Path) -> Non
     manifest = json.loads((asset / MANIFEST).read_text())
     assert manifest["handler"] == HANDLER == "keyops.endpoint.lambda_handler.handler"
     assert manifest["strategy"] == "copy"
+    # Byte code only when the builder runs the runtime's Python version (3.12 in CI).
+    assert manifest["bytecode"] is (sys.version_info[:2] == (3, 12))
+    if not manifest["bytecode"]:
+        # No byte code of this machine's Python version ships to another runtime.
+        assert not list(asset.rglob("__pycache__"))
     assert manifest["platform"] == f"local:{sys.platform}"
     assert [d.split("==")[0] for d in manifest["distributions"]] == [
         "cffi", "cryptography", "joserfc", "pycparser"]
@@ -142,6 +146,18 @@ def test_asset_serves_a_signed_encrypted_credential(
     active = next(c for c in ios["credentials"] if c["state"] == "active")
     assert (payload["client"], payload["credential_id"], payload["key"]) == (
         "ios", active["id"], active["key"])
+
+
+def test_asset_byte_compiled_for_a_matching_runtime(keyrepo: KeyRepo, tmp_path: Path) -> None:
+    this = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    (tmp_path / "bundle").mkdir()
+    built = build_asset(tmp_path / "asset", tmp_path / "bundle", strategy="copy", runtime=this)
+    manifest = json.loads((built.path / MANIFEST).read_text())
+    assert (manifest["runtime"], manifest["bytecode"]) == (this, True)
+    tag = sys.implementation.cache_tag
+    pyc = built.path / "keyops" / "endpoint" / "__pycache__" / f"lambda_handler.{tag}.pyc"
+    # Flags 0b01: hash-based and unchecked (PEP 552), so no mtime enters the asset.
+    assert int.from_bytes(pyc.read_bytes()[4:8], "little") == 0b01
 
 
 def test_auto_strategy_refuses_to_copy_compiled_wheels_when_pip_fails(

@@ -24,9 +24,11 @@ fails at its first request, not at deploy time.
 
 from __future__ import annotations
 
+import compileall
 import importlib.metadata as metadata
 import json
 import os
+import py_compile
 import shutil
 import subprocess
 import sys
@@ -123,6 +125,26 @@ def _copy_distributions(dists: Sequence[metadata.Distribution], target: Path) ->
             shutil.copy2(src, dest)
 
 
+def _compile(root: Path, runtime: str) -> bool:
+    """Byte-compile the asset when this interpreter is the function's Python version.
+
+    ``/var/task`` is read-only, so without ``.pyc`` files every cold start compiles every module
+    it imports (joserfc, cryptography's Python half, keyops). Byte code is version-specific, so it
+    is only written when the builder runs the runtime's version (CI uses Python 3.12). Unchecked
+    hash-based ``.pyc`` files keep the asset deterministic and skip the source ``stat`` at import.
+    """
+    if runtime != f"python{sys.version_info.major}.{sys.version_info.minor}":
+        return False
+    ok = compileall.compile_dir(
+        root, quiet=2, workers=1,
+        invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+    )
+    if not ok:
+        raise AssetError(f"byte-compiling the asset in {root} failed",
+                         "Check that every module of the asset is valid Python.")
+    return True
+
+
 def _normalize_modes(root: Path) -> None:
     """Modes as Lambda needs them inside the archive, the directory itself private here.
 
@@ -149,8 +171,10 @@ def pip_command(
     ]
 
 
-def _pip_install(target: Path, pins: Sequence[str], platform: str, pip_args: Sequence[str]) -> None:
-    python_version = RUNTIME.removeprefix("python")
+def _pip_install(
+    target: Path, pins: Sequence[str], platform: str, pip_args: Sequence[str], runtime: str
+) -> None:
+    python_version = runtime.removeprefix("python")
     command = pip_command(target, pins, platform, python_version, pip_args)
     try:
         proc = subprocess.run(command, capture_output=True, text=True, timeout=600)
@@ -173,6 +197,7 @@ def build_asset(
     *,
     strategy: str = "auto",
     architecture: str = "arm64",
+    runtime: str = RUNTIME,
     requirements: Sequence[str] = SERVER_REQUIREMENTS,
     pip_args: Sequence[str] = (),
 ) -> LambdaAsset:
@@ -192,7 +217,7 @@ def build_asset(
         used = strategy
         if strategy in ("auto", "pip"):
             try:
-                _pip_install(work, pins, platform, pip_args)
+                _pip_install(work, pins, platform, pip_args, runtime)
                 used = "pip"
             except AssetError as err:
                 binary = [d.metadata["Name"] for d in dists if not is_pure(d)]
@@ -209,7 +234,8 @@ def build_asset(
         names = tuple(f"{d.metadata['Name']}=={d.version}" for d in dists)
         manifest = {
             "handler": HANDLER,
-            "runtime": RUNTIME,
+            "runtime": runtime,
+            "bytecode": _compile(work, runtime),
             "strategy": used,
             # A copy is built for this interpreter's platform, whatever the architecture says.
             "platform": platform if used == "pip" else f"local:{sys.platform}",
