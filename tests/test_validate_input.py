@@ -230,3 +230,20 @@ def test_stack_directory_without_files(keyrepo: KeyRepo) -> None:
         "error: stack 'staging' has no credential files (credentials/staging/ holds no file). "
         "Known stacks: dev.\n"
     )
+
+
+def test_path_selecting_nothing_is_an_error(keyrepo: KeyRepo) -> None:
+    keyrepo.write_bytes("credentials/dev/.draft.yaml", b"client: draft\n")
+    keyrepo.path("credentials/staging").mkdir()
+    hidden = run(keyrepo, "validate", "credentials/dev/.draft.yaml")
+    assert (hidden.returncode, hidden.stdout) == (2, "")
+    assert hidden.stderr == (
+        "error: credentials/dev/.draft.yaml holds no credential file to validate. Name "
+        "credentials/<stack>/<client>.yaml files or their directories (files starting with '.' "
+        "are skipped).\n"
+    )
+    empty = run(keyrepo, "validate", "credentials/staging")
+    assert empty.returncode == 2
+    assert empty.stderr.startswith("error: credentials/staging holds no credential file to ")
+    other_stack = run(keyrepo, "validate", "--stack", "dev", "credentials/dev/web.yaml")
+    assert other_stack.returncode == 0

@@ -49,6 +49,17 @@ def validate(args: argparse.Namespace) -> int:
                 f"{rel} is not under {CREDENTIALS_DIR}/", "Name credential files or directories."
             )
     loader.check_stacks(root, source, args.stack)
+    entries = source.entries()
+    for rel, raw in zip(paths, args.paths, strict=True):
+        # Naming a hidden file, an empty directory or a file outside --stack must not end in
+        # a reassuring "ok: 0 file(s)".
+        if not loader.select_entries(entries, args.stack, [rel]):
+            raise InputError(
+                f"{raw} holds no credential file to validate"
+                + (f" in stack(s) {', '.join(args.stack)}" if args.stack else ""),
+                "Name credentials/<stack>/<client>.yaml files or their directories "
+                "(files starting with '.' are skipped).",
+            )
     progress = Progress()
     try:
         result = loader.load(
