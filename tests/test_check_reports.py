@@ -285,7 +285,7 @@ def test_markdown_summary(changed: tuple[KeyRepo, str, set[str]]) -> None:
     out = run_format(repo, base, "markdown")
     assert out.startswith(
         "## keyops check\n\n**❌ fails**: 3 error(s), 3 warning(s) in 5 file(s) against "
-        f"`{base} ({base[:12]})`.\n\n### What this change does\n\n"
+        f"`{base[:12]}`.\n\n### What this change does\n\n"
         "- `dev/android`: android-2026-03: secret value changed (redacted)\n"
         "- `dev/ios`: ios-2026-05: retiring → retired (overlap 24 days, no adoption evidence)\n"
     )

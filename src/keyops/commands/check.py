@@ -125,7 +125,10 @@ def check(args: argparse.Namespace) -> int:
     elif args.format == "markdown":
         facts = Facts(head=head, ctx=ctx, settings=rules, base=base, root=root)
         diff = list(changes(facts)) if base is not None else []
-        label = f"{args.base} ({base_source.commit[:12]})" if base_source is not None else None
+        label = None
+        if base_source is not None:
+            short = base_source.commit[:12]
+            label = short if base_source.commit.startswith(args.base) else f"{args.base} ({short})"
         out = markdown.render(findings, files, diff, base_label=label)
     else:
         out = text.render(findings, files, colour=text.use_colour(sys.stdout.isatty()))
