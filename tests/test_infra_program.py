@@ -228,11 +228,13 @@ def test_invalid_settings_stop_the_program_before_any_resource(
     text = (PROJECT / "stacks" / "Pulumi.prod.yaml").read_text()
     broken = text.replace("    - us-east-1\n    - ap-southeast-1\n", "")
     assert broken != text
+    broken += "  keyops:logRetention: 30\n"  # a typo of logRetentionDays
     stack_file = tmp_path / "Pulumi.prod.yaml"
     stack_file.write_text(broken)
     result = run_program(repo, "prod", tmp_path / "run.json", stack_file=stack_file)
     assert result.error == (
-        "RunError: error: stacks/Pulumi.prod.yaml has 1 invalid setting(s): keyops:regions must "
+        "RunError: error: stacks/Pulumi.prod.yaml has 2 invalid setting(s): keyops:logRetention "
+        "is not a known setting (check the spelling); keyops:regions must "
         "list at least 2 regions for a production stack, got 1 (a single region is a single point "
         "of failure). Fix them in stacks/Pulumi.prod.yaml (see docs/deploy.md, section Settings).")
     assert result.resources == []
