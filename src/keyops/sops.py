@@ -170,6 +170,10 @@ class Sops:
         self.env = dict(os.environ if env is None else env)
         self.binary = find_binary()
         self.version = check_version(self.binary)
+        # sops processes running now, so an interrupt can stop them (they do not get the
+        # terminal's Ctrl-C: each runs in a session of its own).
+        self._running: set[subprocess.Popen[bytes]] = set()
+        self._running_lock = threading.Lock()
 
     def _run(self, args: list[str], *, stdin: bytes | None, label: str) -> bytes:
         try:
@@ -186,6 +190,8 @@ class Sops:
             )
         except OSError as exc:
             raise SopsNotFound(f"cannot run {self.binary}: {exc.strerror}") from exc
+        with self._running_lock:
+            self._running.add(proc)
         try:
             stdout, stderr = proc.communicate(input=stdin, timeout=self.timeout)
         except subprocess.TimeoutExpired as exc:
@@ -198,6 +204,9 @@ class Sops:
         except BaseException:
             _kill_group(proc)
             raise
+        finally:
+            with self._running_lock:
+                self._running.discard(proc)
         if proc.returncode != 0:
             raise self._map_failure(proc.returncode, stderr, label, stdin)
         return stdout
@@ -252,6 +261,15 @@ class Sops:
             f"sops failed on {label} with exit code {code}: {first[:200]}",
             "Run the same sops command by hand to see its full output.",
         )
+
+    def _stop_running(self) -> None:
+        with self._running_lock:
+            running = list(self._running)
+        for proc in running:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
 
     def no_key_error(
         self, label: str, ciphertext: bytes | None = None, *, more: int = 0
@@ -366,15 +384,23 @@ class Sops:
         workers = max(1, min(len(work), os.cpu_count() or 1))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sops") as pool:
             futures = [pool.submit(one, item) for item in work]
-            for done, future in enumerate(as_completed(futures), start=1):
-                label, result = future.result()
-                results[label] = result
-                if on_done:
-                    on_done(done, len(work))
+            try:
+                for done, future in enumerate(as_completed(futures), start=1):
+                    label, result = future.result()
+                    results[label] = result
+                    if on_done:
+                        on_done(done, len(work))
+            except BaseException:
+                # Ctrl-C (or a failing progress hook): start nothing more, stop what runs,
+                # so leaving the pool does not wait for every sops to finish.
+                fatal.append(SopsError("interrupted"))
+                self._stop_running()
+                raise
         return {label: results[label] for label, _ in work}
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """Kill sops and everything in its session, then reap it."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except OSError:
