@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import KeyRepo
+from test_rotate_cli import revoke
 
 ANDROID = "credentials/dev/android.yaml"
 
@@ -121,21 +122,7 @@ def test_auth_keyring_file_is_new_and_0600(keyrepo: KeyRepo, tmp_path: Path) -> 
 
 
 def test_revoked_keys_leave_the_keyring(keyrepo: KeyRepo) -> None:
-    proc = keyrepo.run(
-        "revoke",
-        "--stack",
-        "dev",
-        "--client",
-        "ios",
-        "--id",
-        "ios-2026-05",
-        "--reason",
-        "leaked key",
-        "--incident",
-        "INC-2",
-        "--now",
-        "2026-11-27",
-    )
+    proc = revoke(keyrepo, "ios", "ios-2026-05", "leaked key", "INC-2")
     assert proc.returncode == 0, proc.stderr
     ring = json.loads(keyrepo.run("export", "--stack", "dev", "--auth-keyring").stdout)
     assert "ios-2026-05" not in {e["credential_id"] for e in ring["keys"].values()}

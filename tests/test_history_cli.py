@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from conftest import KeyRepo
-from test_rotate_cli import pair, rotate
+from test_rotate_cli import pair, revoke, rotate
 
 
 def test_history_lists_transitions_from_git_without_a_key(keyrepo: KeyRepo) -> None:
@@ -36,21 +36,7 @@ def test_history_lists_transitions_from_git_without_a_key(keyrepo: KeyRepo) -> N
 
 
 def test_history_shows_revocation_reason_and_removal(keyrepo: KeyRepo) -> None:
-    proc = keyrepo.run(
-        "revoke",
-        "--stack",
-        "dev",
-        "--client",
-        "ios",
-        "--id",
-        "ios-2026-05",
-        "--reason",
-        "leaked",
-        "--incident",
-        "INC-1",
-        "--now",
-        "2026-11-27",
-    )
+    proc = revoke(keyrepo, "ios", "ios-2026-05", "leaked", "INC-1")
     assert proc.returncode == 0, proc.stderr
     keyrepo.commit("revoke")
     proc = keyrepo.run(

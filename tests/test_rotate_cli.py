@@ -151,6 +151,15 @@ def test_rotate_refuses_a_taken_id(keyrepo: KeyRepo) -> None:
     )
 
 
+def revoke(
+    keyrepo: KeyRepo, client: str, cred_id: str, reason: str, incident: str, *extra: str
+) -> subprocess.CompletedProcess[str]:
+    return keyrepo.run(
+        "revoke", "--stack", "dev", "--client", client, "--id", cred_id, "--reason", reason,
+        "--incident", incident, "--now", "2026-11-27", *extra,
+    )  # fmt: skip
+
+
 def test_edit_refuses_a_dirty_file_unless_allowed(keyrepo: KeyRepo) -> None:
     plain = b"# a hand edit\n" + sample.dump_yaml(keyrepo.decrypt(IOS))
     keyrepo.write_bytes(IOS, keyrepo.sops().encrypt(plain, IOS))
@@ -271,21 +280,7 @@ def test_revoke_active_with_promote_pending(keyrepo: KeyRepo) -> None:
 
 
 def test_revoke_retiring_needs_no_overlap(keyrepo: KeyRepo) -> None:
-    proc = keyrepo.run(
-        "revoke",
-        "--stack",
-        "dev",
-        "--client",
-        "ios",
-        "--id",
-        "ios-2026-05",
-        "--reason",
-        "device farm compromise",
-        "--incident",
-        "INC-9",
-        "--now",
-        "2026-11-27",
-    )
+    proc = revoke(keyrepo, "ios", "ios-2026-05", "device farm compromise", "INC-9")
     assert proc.returncode == 0, proc.stderr
     assert "approval: this change needs an approving review" in proc.stdout
     assert keyrepo.decrypt(IOS)["credentials"][1]["state"] == "revoked"
