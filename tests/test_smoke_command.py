@@ -11,6 +11,8 @@ from keyops.model import ClientFile
 from test_fetch_support import Served, closed_url
 
 two_servers = support.two_servers  # the fixture, under its name
+# Generous: the suite shares a small machine; a slow answer is not what these tests are about.
+TIMEOUT = ("--timeout", "20")
 
 
 def _report(served: Served, credential: dict[str, tuple[str, str]]) -> list[str]:
@@ -29,7 +31,7 @@ ACTIVE = {
 
 
 def test_smoke_passes_when_every_endpoint_serves_the_repositorys_keys(two_servers: Served) -> None:
-    proc = two_servers.repo.run("smoke", "--stack", "dev")
+    proc = two_servers.repo.run("smoke", *TIMEOUT, "--stack", "dev")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.splitlines() == [
         "smoke dev: 2 endpoint(s) x 3 served client(s)",
@@ -48,7 +50,7 @@ def test_smoke_fails_when_the_repository_says_another_key_is_active(two_servers:
         document["credentials"][0],
     ]
     repo.write_doc("credentials/dev/ios.yaml", document)  # not rebuilt, not deployed
-    proc = repo.run("smoke", "--stack", "dev", "--client", "ios")
+    proc = repo.run("smoke", *TIMEOUT, "--stack", "dev", "--client", "ios")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert proc.stdout.splitlines() == [
         "smoke dev: 2 endpoint(s) x 1 served client(s)",
@@ -64,6 +66,7 @@ def test_smoke_reports_an_unreachable_endpoint(two_servers: Served) -> None:
     dead = closed_url()
     proc = two_servers.repo.run(
         "smoke",
+        *TIMEOUT,
         "--stack",
         "dev",
         "--client",
@@ -123,7 +126,7 @@ def test_smoke_accepts_a_pending_key_in_its_rollout_after_a_live_reload(
     assert built.returncode == 0, built.stderr
     for server in two_servers.servers:  # the servers reload the rebuilt bundle by themselves
         support.wait_for_version(server, two_servers.bundle_version + 1)
-    proc = repo.run("smoke", "--stack", "dev", "--client", "android")
+    proc = repo.run("smoke", *TIMEOUT, "--stack", "dev", "--client", "android")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     version = two_servers.bundle_version + 1
     assert proc.stdout.splitlines() == [
