@@ -1,0 +1,110 @@
+"""The bundle watcher in-process: pinning, version order, stack, and the chain of trust."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from joserfc import jws
+from joserfc.jwk import ECKey
+
+from conftest import KeyRepo
+from keyops.bundle import BUNDLE_FILE, BUNDLE_TYP, Bundle, build_bundle
+from keyops.endpoint.core import Endpoint
+from keyops.endpoint.reload import BundleWatcher
+
+
+def _b64json(part: str) -> Any:
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+
+def forge(bundle: Bundle, **changes: Any) -> bytes:
+    """A self-consistent bundle signed by an attacker's key (every payload re-signed too)."""
+    key = ECKey.generate_key("P-256", parameters={"kid": bundle.signing_kid})
+    public = {**key.as_dict(private=False), "kid": bundle.signing_kid, "alg": "ES256"}
+    doc = _b64json(bundle.raw.decode().split(".")[1])
+    doc["jwks"] = {"keys": [public]}
+    doc.update(changes)
+    for client in doc["clients"].values():
+        for item in client["serve"]:
+            payload = _b64json(item["jws"].split(".")[1]) | {
+                "key": "f" * 20,
+                "stack": doc["stack"],
+                "bundle_version": doc["bundle_version"],
+            }
+            item["jws"] = jws.serialize_compact(
+                {"alg": "ES256", "kid": bundle.signing_kid}, json.dumps(payload), key
+            )
+    header = {"alg": "ES256", "kid": bundle.signing_kid, "typ": BUNDLE_TYP}
+    return jws.serialize_compact(header, json.dumps(doc), key).encode()
+
+
+@pytest.fixture
+def setup(keyrepo: KeyRepo, tmp_path: Path) -> tuple[Bundle, Path]:
+    bundle = build_bundle(keyrepo.root, "dev", sops=keyrepo.sops())
+    bundle.write(tmp_path / "b")
+    return bundle, tmp_path / "b" / BUNDLE_FILE
+
+
+def replace(file: Path, data: bytes) -> None:
+    tmp = file.with_suffix(".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, file)
+
+
+@pytest.mark.parametrize("fixed", [True, False])
+def test_a_forged_bundle_is_refused_by_the_pin(
+    setup: tuple[Bundle, Path], caplog: pytest.LogCaptureFixture, fixed: bool
+) -> None:
+    bundle, file = setup
+    endpoint = Endpoint()
+    watcher = BundleWatcher(file, endpoint, jwks=bundle.jwks(), fixed=fixed)
+    assert watcher.check() and endpoint.bundle is not None
+    forged = forge(bundle, bundle_version=bundle.bundle_version + 5)
+    # Integrity alone (its own embedded keys) would accept it: only the pin stops it.
+    assert Bundle.from_bytes(forged).bundle_version == bundle.bundle_version + 5
+    replace(file, forged)
+    with caplog.at_level(logging.WARNING, logger="keyops.serve"):
+        assert watcher.check() is False
+    assert endpoint.bundle.raw == bundle.raw
+    assert endpoint.metrics.reload_failures == 1
+    assert f"ignored a new bundle, still serving version {bundle.bundle_version}: " in caplog.text
+    assert "the signature of the bundle does not verify" in caplog.text
+
+
+def test_lower_version_and_other_stack_are_refused(
+    setup: tuple[Bundle, Path], keyrepo: KeyRepo, caplog: pytest.LogCaptureFixture
+) -> None:
+    bundle, file = setup
+    newer = build_bundle(keyrepo.root, "dev", sops=keyrepo.sops(), floor=bundle.bundle_version)
+    newer.write(file.parent)
+    endpoint = Endpoint()
+    watcher = BundleWatcher(file, endpoint)
+    assert watcher.check() and endpoint.bundle.bundle_version == newer.bundle_version
+    replace(file, bundle.raw)  # an older bundle put back
+    with caplog.at_level(logging.WARNING, logger="keyops.serve"):
+        assert watcher.check() is False
+    assert (
+        f"the new bundle's version {bundle.bundle_version} is below the serving version "
+        f"{newer.bundle_version}" in caplog.text
+    )
+    assert endpoint.bundle.raw == newer.raw
+    assert watcher.check() is False  # unchanged file: not retried, not logged again
+    assert endpoint.metrics.reload_failures == 1
+
+
+def test_unpinned_watcher_trusts_the_first_bundle_then_follows_it(
+    setup: tuple[Bundle, Path],
+) -> None:
+    bundle, file = setup
+    endpoint = Endpoint()
+    watcher = BundleWatcher(file, endpoint)
+    assert watcher.check()
+    assert watcher.pin == bundle.jwks()
+    replace(file, forge(bundle, bundle_version=bundle.bundle_version + 1))
+    assert watcher.check() is False  # signed by a key the serving bundle does not trust
