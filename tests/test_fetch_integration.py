@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import stat
 import threading
+import time
 from pathlib import Path
 
 import test_fetch_support as support
@@ -59,6 +60,22 @@ def test_client_config_to_fetch_round_trip(two_servers: Served, tmp_path: Path) 
     assert again.returncode == 0, again.stderr
     answer = json.loads(again.stdout)
     assert (answer["source"], answer["stale"], answer["attempts"]) == ("cache", False, [])
+
+
+def test_a_device_clock_an_hour_slow_is_corrected_from_the_servers_date(
+    two_servers: Served, tmp_path: Path
+) -> None:
+    document = write_config(two_servers.repo, tmp_path / "ios.json")
+    fetcher = Fetcher(
+        client_config.parse(document),
+        Identity("5.2.0", "skewed-install"),
+        policy=Policy(attempt_timeout=SLOW_MACHINE_TIMEOUT, max_rounds=1),
+        clock=lambda: time.time() - 3600,
+    )
+    result = fetcher.refresh()
+    assert (result.source, result.key) == (two_servers.urls[0], ios_key(two_servers))
+    assert [a.outcome for a in result.attempts] == ["ok"]  # the stale-token retry is internal
+    assert fetcher.refresh().attempts[0].outcome == "ok"  # the learned skew is kept
 
 
 def test_no_fetch_fails_while_one_server_is_killed(two_servers: Served) -> None:
