@@ -109,6 +109,10 @@ def test_bucket_matches_fixed_vectors_of_the_contract_formula() -> None:
     assert bucket("ios", "ios-2026-12", "keyops-smoke-probe") == 49
     assert bucket("android", "android-2026-04", "install-0001") == 93
     assert bucket("web", "web-2027-01", "AbCdEfGh_-12") == 26
+    # The vectors published in docs/protocol.md for app developers.
+    assert bucket("ios", "ios-2026-12", "install-0001") == 22
+    assert bucket("ios", "ios-2026-12", "A1b2C3d4") == 53
+    assert bucket("android", "android-2026-12", "zzzzzzzz") == 61
 
 
 def test_smoke_accepts_a_pending_key_in_its_rollout_after_a_live_reload(
