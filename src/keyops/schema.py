@@ -137,7 +137,7 @@ def _message(error: ValidationError, file_stem: str | None, document: Any) -> st
             f"{what} is {error.instance!r} but the {place} says {file_stem!r}; they must be equal"
         )
     if validator == "format" and error.validator_value == "date":
-        return f"{error.instance!r} is not a calendar date; use a real day, quoted: \"YYYY-MM-DD\""
+        return f'{error.instance!r} is not a calendar date; use a real day, quoted: "YYYY-MM-DD"'
     if custom:
         if _is_secret(error):
             return str(custom)
