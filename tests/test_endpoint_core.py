@@ -17,9 +17,16 @@ from conftest import KeyRepo
 from keyops.bundle import Bundle, build_bundle
 from keyops.endpoint import selection
 from keyops.endpoint.core import Endpoint
-from test_endpoint_support import app_auth, claims, mint, new_epk, new_repo, open_answer
+from test_endpoint_support import app_auth, mint, new_epk, new_repo, open_answer
+from test_endpoint_support import claims as _claims
 
+#: The endpoints here run on a frozen clock, so a slow or busy test run never makes a token stale.
 NOW = time.time()
+
+
+def claims(epk: Any = None, **overrides: Any) -> dict[str, Any]:
+    overrides.setdefault("iat", int(NOW))
+    return _claims(epk, **overrides)
 
 
 @pytest.fixture(scope="module")
