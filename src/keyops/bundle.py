@@ -492,22 +492,22 @@ def _canonical(doc: Mapping[str, Any]) -> bytes:
     return json.dumps(doc, separators=(",", ":"), sort_keys=False).encode()
 
 
+#: History-free rules that must not block a bundle. An overdue rotation is a hygiene problem the
+#: check and the hygiene workflow raise; refusing to rebuild would let the served bundle expire
+#: and turn an old key into an outage of every app.
+NON_BLOCKING_RULES = frozenset({"max-age"})
+
+
 def _gate_findings(
     result: LoadResult, now: dt.datetime, config: Settings, root: Path
 ) -> list[Finding]:
-    """Loader findings plus the history-free policy rules (waivers applied), when present."""
+    """Loader findings plus the history-free policy rules (waivers applied)."""
+    from keyops import policy
+
     findings = list(result.findings)
-    try:
-        from keyops import policy
-        from keyops.policy.context import Context
-    except ImportError:
-        return findings
-    evaluate = getattr(policy, "evaluate", None)
-    if evaluate is None:
-        return findings
-    extra = evaluate(None, result, Context(now=now.date()), config, root=root)
+    extra = policy.evaluate(None, result, policy.Context(now=now.date()), config, root=root)
     seen = set(findings)
-    findings += [f for f in extra if f not in seen]
+    findings += [f for f in extra if f not in seen and f.rule not in NON_BLOCKING_RULES]
     return findings
 
 
