@@ -528,21 +528,32 @@ def test_recipients_change_needs_approval_and_matching_files(keyrepo: KeyRepo) -
     proc = check(keyrepo, base)
     assert proc.returncode == 1
     found = rows(proc)
-    assert {r[0] for r in found} == {"recipients"} and len(found) == 5
+    assert found[0] == SOPS_YAML_NEEDS_APPROVAL
+    assert {r[0] for r in found[1:]} == {"recipients"} and len(found) == 6
     # Re-encrypting every file under the new rule fixes it; the change then needs approval.
     for rel in (IOS, ANDROID, WEB, SERVER, STACK):
         edit(keyrepo, rel, lambda d: None)
     keyrepo.commit("add a recipient")
     proc = check(keyrepo, base)
     assert proc.returncode == 0, proc.stdout
-    assert rows(proc)[0] == (
+    assert rows(proc)[0] == SOPS_YAML_NEEDS_APPROVAL
+    assert rows(proc)[1] == (
         "approval",
         "warning",
         None,
         f"recipients of credentials/dev/_stack.yaml change (+age:{recipient}) needs an APPROVED "
         "review from one of: alice-sec, bob-sec, security-oncall (not the author)",
     )
-    assert len(rows(proc)) == 5
+    assert len(rows(proc)) == 6
+
+
+SOPS_YAML_NEEDS_APPROVAL = (
+    "approval",
+    "warning",
+    None,
+    "a change of .sops.yaml (it governs these checks) needs an APPROVED review from one of: "
+    "alice-sec, bob-sec, security-oncall (not the author)",
+)
 
 
 def _add_prod(keyrepo: KeyRepo, recipients: list[str]) -> None:
@@ -567,6 +578,7 @@ def test_dev_key_in_real_stack(keyrepo: KeyRepo) -> None:
     assert proc.returncode == 1
     r = keyrepo.recipient
     assert rows(proc) == [
+        SOPS_YAML_NEEDS_APPROVAL,
         (
             "dev-key-in-real-stack",
             "error",
@@ -603,7 +615,7 @@ def test_a_real_stack_with_its_own_recipient_passes(keyrepo: KeyRepo) -> None:
     keyrepo.commit("prod stack")
     proc = check(keyrepo, base)
     assert proc.returncode == 0, proc.stdout
-    assert rows(proc) == []
+    assert rows(proc) == [SOPS_YAML_NEEDS_APPROVAL]
 
 
 # -- waivers --------------------------------------------------------------------------------------

@@ -38,6 +38,10 @@ from keyops.sources import CREDENTIALS_DIR, STACK_FILE, Entry, GitSource, Source
 
 ProgressHook = Callable[[str, int, int], None]
 
+#: Files whose change alters what the checks themselves enforce; the policy engine asks for an
+#: approval when a change touches one of them.
+GOVERNANCE_FILES = (".sops.yaml", "policies/keyops.yaml", "policies/waivers.yaml")
+
 
 @dataclass
 class FileRecord:
@@ -73,6 +77,9 @@ class LoadResult:
     findings: list[Finding] = field(default_factory=list)
     stacks: dict[str, Stack] = field(default_factory=dict)
     decrypted: bool = False
+    #: The repository's governance files as read from the same source (None when absent):
+    #: who can decrypt, the policy thresholds and approvers, and the waivers.
+    governance: dict[str, bytes | None] = field(default_factory=dict)
 
     @property
     def file_count(self) -> int:
@@ -185,6 +192,7 @@ def load(
 ) -> LoadResult:
     """Run the validation pipeline over the selected files of ``source``."""
     result = LoadResult(source_label=source.label)
+    result.governance = {name: source.read_text_file(name) for name in GOVERNANCE_FILES}
     report = _Reporter(result)
     config = _sops_config(root, source)
     _check_config(config, report)

@@ -1,9 +1,12 @@
 """``approval``: changes that end a credential or change who can decrypt need a second person.
 
 What needs approval: a credential moving to retired or revoked, a credential removed, a file's
-recipients changing, and a stack's encryption_master_key changing. The approval is an APPROVED
-review on the head commit, by a configured approver who is not the change's author, counting
-only each reviewer's latest review.
+recipients changing, a stack's encryption_master_key changing, and a change to the files that
+govern the checks themselves (``.sops.yaml``, ``policies/keyops.yaml``, ``policies/waivers.yaml``):
+otherwise a pull request could waive or loosen the very rule that blocks it.
+
+The approval is an APPROVED review on the head commit, by a configured approver who is not the
+change's author, counting only each reviewer's latest review.
 """
 
 from __future__ import annotations
@@ -60,6 +63,9 @@ def needs(facts: Facts) -> Iterator[Need]:
             dropped = sorted(set(old_r) - set(new_r))
             parts = [f"+{r}" for r in added] + [f"-{r}" for r in dropped]
             yield Need(path, "$.sops", f"recipients of {path} change ({', '.join(parts)})")
+    for path in sorted(set(facts.base.governance) & set(facts.head.governance)):
+        if facts.base.governance[path] != facts.head.governance[path]:
+            yield Need(path, "$", f"a change of {path} (it governs these checks)")
     for name, stack in sorted(facts.head.stacks.items()):
         base_stack = facts.base.stacks.get(name)
         if stack.stack_file is None or base_stack is None or base_stack.stack_file is None:
