@@ -393,12 +393,7 @@ def build_bundle(
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
     source = WorktreeSource(root)
-    known = loader.list_stacks(source)
-    if stack not in known:
-        raise RepositoryError(
-            f"stack {stack!r} does not exist (no {CREDENTIALS_DIR}/{stack}/ directory)",
-            f"Known stacks: {', '.join(known) or 'none'}.",
-        )
+    loader.check_stacks(root, source, [stack])
     result = loader.load(root, source, stacks=[stack], decrypt=True, sops=sops)
     findings = _gate_findings(result, moment, settings.load(root), root)
     errors = [f for f in findings if f.severity.value == "error"]

@@ -97,19 +97,14 @@ def load_current(root: Path, stack: str, sops: Sops) -> tuple[LoadResult, list[s
     not here is skipped and named, so the user knows CI will check it instead.
     """
     source = WorktreeSource(root)
-    stacks = loader.list_stacks(source)
-    if stack not in stacks:
-        raise InputError(
-            f"stack {stack!r} does not exist (no {CREDENTIALS_DIR}/{stack}/ directory)",
-            f"Known stacks: {', '.join(stacks) or 'none'}.",
-        )
+    loader.check_stacks(root, source, [stack])
     try:
         return loader.load(root, source, sops=sops), []
     except NoDecryptionKey:
         pass
     result = loader.load(root, source, stacks=[stack], sops=sops)
     skipped: list[str] = []
-    for other in stacks:
+    for other in loader.list_stacks(source):
         if other == stack:
             continue
         try:

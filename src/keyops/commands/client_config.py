@@ -46,12 +46,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 def load_stack(root: Path, stack: str) -> Stack:
     """The stack, decrypted; refused (exit 1) when its files do not validate."""
     source = WorktreeSource(root)
-    known = loader.list_stacks(source)
-    if stack not in known:
-        raise InputError(
-            f"stack {stack!r} does not exist (no {CREDENTIALS_DIR}/{stack}/ directory)",
-            f"Known stacks: {', '.join(known) or 'none'}.",
-        )
+    loader.check_stacks(root, source, [stack])
     result = loader.load(
         root, source, stacks=[stack], decrypt=True, sops=Sops(root, timeout=timeout_from_env())
     )

@@ -46,19 +46,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
-def _check_stack(source: WorktreeSource, stack: str) -> None:
-    known = loader.list_stacks(source)
-    if stack not in known:
-        raise InputError(
-            f"stack {stack!r} does not exist (no {CREDENTIALS_DIR}/{stack}/ directory)",
-            f"Known stacks: {', '.join(known) or 'none'}.",
-        )
-
-
 def _load_stack(root: Path, stack: str, only: str | None = None) -> Stack:
     """Decrypt the stack (or just the file ``only``) and refuse it if it has errors."""
     source = WorktreeSource(root)
-    _check_stack(source, stack)
+    loader.check_stacks(root, source, [stack])
     result = loader.load(
         root,
         source,
@@ -169,7 +160,7 @@ def export(args: argparse.Namespace) -> int:
             f"Formats: {', '.join(FORMATS)}.",
         )
     relpath = f"{CREDENTIALS_DIR}/{args.stack}/{args.client}.yaml"
-    _check_stack(WorktreeSource(root), args.stack)
+    loader.check_stacks(root, WorktreeSource(root), [args.stack])
     if not (root / relpath).is_file():
         raise InputError(f"{relpath} does not exist", "Check --client.")
     data = render(app_values(_load_stack(root, args.stack, relpath), args.client), args.format)

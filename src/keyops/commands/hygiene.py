@@ -35,7 +35,7 @@ from typing import Any
 
 from keyops import loader, repo, settings
 from keyops.commands.status import parse_now
-from keyops.errors import EXIT_FINDINGS, EXIT_OK, InputError, KeyopsError, UsageError
+from keyops.errors import EXIT_FINDINGS, EXIT_OK, KeyopsError, UsageError
 from keyops.findings import Finding, Severity
 from keyops.github import GitHub
 from keyops.policy import Context, evaluate
@@ -92,14 +92,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 def known_stacks(source: WorktreeSource, stacks: list[str] | None) -> list[str]:
     """The repository's stacks, after checking that each ``--stack`` is one of them."""
-    known = loader.list_stacks(source)
-    for stack in stacks or []:
-        if stack not in known:
-            raise InputError(
-                f"stack {stack!r} does not exist (no {CREDENTIALS_DIR}/{stack}/ directory)",
-                f"Known stacks: {', '.join(known) or 'none'}.",
-            )
-    return known
+    loader.check_stacks(source.root, source, stacks)
+    return loader.list_stacks(source)
 
 
 # -- issues -------------------------------------------------------------------------------
