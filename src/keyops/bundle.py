@@ -26,7 +26,6 @@ but cannot forge one.
 from __future__ import annotations
 
 import base64
-import binascii
 import datetime as dt
 import json
 import os
@@ -43,6 +42,7 @@ from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
 
+from keyops import b64
 from keyops.errors import InputError, KeyopsError, PolicyRefused, RepositoryError
 
 if TYPE_CHECKING:
@@ -79,14 +79,6 @@ class BundleError(KeyopsError):
 
 class BundleExpired(BundleError):
     """A bundle whose ``exp`` has passed: rebuild it."""
-
-
-def b64url_to_bytes(text: str) -> bytes:
-    """Decode base64url with or without padding (app_auth secrets are stored unpadded)."""
-    try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError) as exc:
-        raise ValueError("not base64url") from exc
 
 
 @dataclass(frozen=True)
@@ -349,7 +341,7 @@ def _parse(doc: dict[str, Any], raw: bytes, label: str, trusted: Mapping[str, EC
             )
         clients[name] = ServedClient(
             client=name,
-            auth_keys={a["kid"]: b64url_to_bytes(a["secret"]) for a in entry["app_auth"]},
+            auth_keys={a["kid"]: b64.decode(a["secret"]) for a in entry["app_auth"]},
             credentials=tuple(served),
             credential_ids=tuple(str(i) for i in entry["credential_ids"]),
         )
@@ -452,7 +444,7 @@ def build_bundle(
         auth_keys = {}
         for entry in client.app_auth:
             if entry.state == "active" and entry.secret is not None:
-                auth_keys[entry.kid] = b64url_to_bytes(entry.secret)
+                auth_keys[entry.kid] = b64.decode(entry.secret)
         clients[name] = ServedClient(
             client=name,
             auth_keys=auth_keys,

@@ -7,8 +7,6 @@ secret itself never appears in a message.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import re
 from dataclasses import dataclass, field
@@ -18,6 +16,7 @@ from urllib.parse import urlsplit
 
 from joserfc.jwk import ECKey
 
+from keyops import b64
 from keyops.errors import InputError
 
 KEY_RE = re.compile(r"^[0-9a-f]{20}$")
@@ -32,16 +31,6 @@ class ConfigError(InputError):
 
     def __init__(self, where: str, problem: str, fix: str = FIX) -> None:
         super().__init__(f"client config {where}: {problem}", fix)
-
-
-def b64url_decode(text: str) -> bytes:
-    """Decode base64url with or without padding; raises ValueError on anything else."""
-    if not re.fullmatch(r"[A-Za-z0-9_-]*={0,2}", text):
-        raise ValueError("not base64url")
-    try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError) as exc:
-        raise ValueError("not base64url") from exc
 
 
 @dataclass(frozen=True)
@@ -95,7 +84,7 @@ def _request_auth(data: dict[str, Any]) -> tuple[str, bytes]:
         raise ConfigError("$.request_auth.alg", 'must be "HS256"')
     raw = _string(auth, "secret", "$.request_auth")
     try:
-        secret = b64url_decode(raw)
+        secret = b64.decode(raw)
     except ValueError:
         raise ConfigError("$.request_auth.secret", "is not base64url") from None
     if len(secret) < MIN_SECRET_BYTES:

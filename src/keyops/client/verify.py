@@ -23,7 +23,8 @@ from joserfc import jwe, jws
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
 
-from keyops.client.config import ID_RE, KEY_RE, ClientConfig, b64url_decode
+from keyops import b64
+from keyops.client.config import ID_RE, KEY_RE, ClientConfig
 from keyops.errors import KeyopsError
 
 JWE_ALGORITHMS = ("ECDH-ES+A256KW", "A256GCM")
@@ -120,7 +121,7 @@ def _peek_header(compact: str, parts: int, what: str) -> dict[str, Any]:
     if len(pieces) != parts:
         raise VerifyError(reason, f"the answer is not a compact {what}")
     try:
-        header = json.loads(b64url_decode(pieces[0]))
+        header = json.loads(b64.decode(pieces[0]))
     except ValueError:
         raise VerifyError(reason, f"the {what} header is not base64url JSON") from None
     if not isinstance(header, dict):
