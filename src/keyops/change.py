@@ -18,7 +18,7 @@ from typing import Any
 
 from keyops import edit, loader, repo, settings
 from keyops.commands.status import parse_now
-from keyops.errors import EXIT_OK, InputError, NoDecryptionKey, PolicyRefused
+from keyops.errors import EXIT_OK, InputError, PolicyRefused
 from keyops.findings import Finding, Severity
 from keyops.loader import LoadResult
 from keyops.policy import Context, evaluate, replace_document
@@ -84,34 +84,19 @@ def add_edit_arguments(parser: argparse.ArgumentParser) -> None:
 # -- loading -----------------------------------------------------------------------------------
 
 
-def _merge(into: LoadResult, other: LoadResult) -> None:
-    into.records.update(other.records)
-    into.findings.extend(f for f in other.findings if f not in into.findings)
-    into.stacks.update(other.stacks)
-
-
 def load_current(root: Path, stack: str, sops: Sops) -> tuple[LoadResult, list[str]]:
     """Every stack this machine can decrypt; the target stack must be one of them.
 
     Other stacks are needed for the repository-wide ``unique-key`` rule. A stack whose key is
-    not here is skipped and named, so the user knows CI will check it instead.
+    not here is skipped and named, so the user knows CI will check it instead. Every file is
+    decrypted once, whichever keys are here.
     """
     source = WorktreeSource(root)
     loader.check_stacks(root, source, [stack])
-    try:
-        return loader.load(root, source, sops=sops), []
-    except NoDecryptionKey:
-        pass
-    result = loader.load(root, source, stacks=[stack], sops=sops)
-    skipped: list[str] = []
-    for other in loader.list_stacks(source):
-        if other == stack:
-            continue
-        try:
-            _merge(result, loader.load(root, source, stacks=[other], sops=sops))
-        except NoDecryptionKey:
-            skipped.append(other)
-    return result, skipped
+    result = loader.load(root, source, sops=sops, skip_stacks_without_key=True)
+    if stack in result.missing_keys:
+        raise result.missing_keys[stack]
+    return result, sorted(result.missing_keys)
 
 
 def open_target(args: argparse.Namespace) -> Target:

@@ -80,6 +80,9 @@ class LoadResult:
     #: The repository's governance files as read from the same source (None when absent):
     #: who can decrypt, the policy thresholds and approvers, and the waivers.
     governance: dict[str, bytes | None] = field(default_factory=dict)
+    #: With ``skip_stacks_without_key``: each stack left out because no key here decrypts it,
+    #: with the error that says who can.
+    missing_keys: dict[str, NoDecryptionKey] = field(default_factory=dict)
 
     @property
     def file_count(self) -> int:
@@ -189,8 +192,14 @@ def load(
     decrypt: bool = True,
     sops: Sops | None = None,
     progress: ProgressHook | None = None,
+    skip_stacks_without_key: bool = False,
 ) -> LoadResult:
-    """Run the validation pipeline over the selected files of ``source``."""
+    """Run the validation pipeline over the selected files of ``source``.
+
+    A file no key here can decrypt raises :class:`NoDecryptionKey`, unless
+    ``skip_stacks_without_key``: then its whole stack is left out and named in
+    ``result.missing_keys``, and every other file is still decrypted once.
+    """
     result = LoadResult(source_label=source.label)
     result.governance = {name: source.read_text_file(name) for name in GOVERNANCE_FILES}
     report = _Reporter(result)
@@ -250,7 +259,22 @@ def load(
         todo = [r for r in result.records.values() if r.decryptable]
         if todo:
             result.decrypted = True
-            _decrypt_all(root, todo, sops, report, progress)
+            runner = sops or Sops(root)
+            missing = _decrypt_all(runner, todo, report, progress)
+            if missing and not skip_stacks_without_key:
+                first = missing[0]
+                raise runner.no_key_error(first.relpath, first.raw, more=len(missing) - 1)
+            for record in missing:
+                if record.stack not in result.missing_keys:
+                    same = [r for r in missing if r.stack == record.stack]
+                    result.missing_keys[record.stack] = runner.no_key_error(
+                        record.relpath, record.raw, more=len(same) - 1
+                    )
+            result.records = {
+                path: record
+                for path, record in result.records.items()
+                if record.stack not in result.missing_keys
+            }
 
     for record in result.records.values():
         if record.doc is None:
@@ -432,13 +456,12 @@ def _recipient_checks(
 
 
 def _decrypt_all(
-    root: Path,
+    runner: Sops,
     todo: list[FileRecord],
-    sops: Sops | None,
     report: _Reporter,
     progress: ProgressHook | None,
-) -> None:
-    runner = sops or Sops(root)
+) -> list[FileRecord]:
+    """Decrypt every file once; return the files no key here can open."""
     items = [(r.relpath, r.raw) for r in todo]
     hook = progress
     outcomes = runner.decrypt_many(
@@ -464,9 +487,7 @@ def _decrypt_all(
                 report.add(record, "schema", "decrypted content is not a JSON-compatible mapping")
                 continue
             record.plain = plain if isinstance(plain, dict) else None
-    if missing_key:
-        first = missing_key[0]
-        raise runner.no_key_error(first.relpath, first.raw, more=len(missing_key) - 1)
+    return missing_key
 
 
 def _schema_checks(record: FileRecord, report: _Reporter, *, strict: bool) -> None:
