@@ -5,6 +5,7 @@ Defaults apply when the file or a field is absent; an invalid value is a clear e
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,16 @@ class Settings:
     test_recipients: tuple[str, ...] = ()
     test_stacks: tuple[str, ...] = ("dev",)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    # The dates the lifecycle rules turn on, computed here once for the rules, the commands'
+    # next-step hints and `keyops status`.
+    def earliest_retirement(self, retiring_since: dt.date) -> dt.date:
+        """The first day a retiring credential may become retired (``min-overlap``)."""
+        return retiring_since + dt.timedelta(days=self.min_overlap_days)
+
+    def removable_from(self, ended: dt.date) -> dt.date:
+        """The first day a retired or revoked credential may leave the file (tombstone)."""
+        return ended + dt.timedelta(days=self.tombstone_days)
 
 
 _INT_FIELDS = ("min_overlap_days", "tombstone_days", "warn_age_days", "max_age_days")

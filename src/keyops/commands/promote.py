@@ -22,7 +22,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def retire_hint(target: Target, ident: str, since: dt.date) -> str:
-    earliest = since + dt.timedelta(days=target.settings.min_overlap_days)
+    earliest = target.settings.earliest_retirement(since)
     return (
         f"retire {ident} after {earliest.isoformat()}, once adoption is below "
         f"{target.settings.max_retire_adoption_percent:g}% (keyops retire --stack {target.stack} "

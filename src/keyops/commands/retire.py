@@ -29,7 +29,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def tombstone_hint(target: Target, ident: str, ended: dt.date) -> str:
-    removable = ended + dt.timedelta(days=target.settings.tombstone_days)
+    removable = target.settings.removable_from(ended)
     return (
         f"after merge, delete {ident}'s credential set in the Pusher dashboard; its entry may "
         f"leave the file from {removable.isoformat()} (tombstone period)"

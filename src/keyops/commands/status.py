@@ -85,14 +85,14 @@ def next_action(client: ClientFile, cred: Credential, today: dt.date, rules: Set
             return "start a rollout (keyops rollout) or promote"
         return "promote when its rollout is healthy"
     if cred.state == "retiring" and cred.retiring_since:
-        earliest = cred.retiring_since + dt.timedelta(days=rules.min_overlap_days)
+        earliest = rules.earliest_retirement(cred.retiring_since)
         if today < earliest:
             return f"retire from {earliest.isoformat()}"
         return f"retire now, once adoption is at most {rules.max_retire_adoption_percent:g}%"
     if cred.state in ("retired", "revoked"):
         ended = cred.ended_on()
         if ended:
-            removable = ended + dt.timedelta(days=rules.tombstone_days)
+            removable = rules.removable_from(ended)
             if today < removable:
                 return f"keep until {removable.isoformat()} (tombstone)"
             return "may be removed from the file; then delete it at Pusher"

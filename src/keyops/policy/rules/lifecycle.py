@@ -103,7 +103,7 @@ def min_overlap(facts: Facts) -> Iterable[Finding]:
             continue
         days = (facts.now - since).days
         if days < need:
-            earliest = since + dt.timedelta(days=need)
+            earliest = facts.settings.earliest_retirement(since)
             yield min_overlap.at(
                 facts,
                 head,

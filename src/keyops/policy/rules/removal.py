@@ -7,12 +7,13 @@ from collections.abc import Iterable
 
 from keyops.findings import Finding, Severity
 from keyops.policy.rules.base import Facts, Located, rule
+from keyops.settings import Settings
 
 
-def removable_from(located: Located, tombstone_days: int) -> dt.date | None:
+def removable_from(located: Located, settings: Settings) -> dt.date | None:
     """The first day a credential may leave the file, or None while it may not at all."""
     ended = located.cred.ended_on() if located.cred.state in ("retired", "revoked") else None
-    return ended + dt.timedelta(days=tombstone_days) if ended else None
+    return settings.removable_from(ended) if ended else None
 
 
 @rule(
@@ -29,7 +30,7 @@ def no_early_removal(facts: Facts) -> Iterable[Finding]:
     base_records = facts.base.records if facts.base else {}
     for located in facts.removed():
         cred = located.cred
-        start = removable_from(located, days)
+        start = removable_from(located, facts.settings)
         if start is not None and start <= facts.now:
             continue
         if start is None:
