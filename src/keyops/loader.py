@@ -283,7 +283,7 @@ def load(
 
     _cross_file_checks(result, report, stacks)
     _stack_file_presence(result, report, source.entries())
-    _build_models(result)
+    build_models(result)
     result.findings.sort(key=lambda f: (f.path, f.line or 0, f.pointer, f.rule, f.message))
     return result
 
@@ -639,7 +639,7 @@ def _jwk_problem(text: str) -> str | None:
     return None
 
 
-def _build_models(result: LoadResult) -> None:
+def build_models(result: LoadResult) -> None:
     for record in result.records.values():
         document = record.content()
         stack = result.stacks.setdefault(record.stack, Stack(name=record.stack))

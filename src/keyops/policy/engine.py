@@ -103,7 +103,7 @@ def replace_document(result: LoadResult, relpath: str, plain: dict[str, Any]) ->
         findings=sorted(findings, key=lambda f: (f.path, f.line or 0, f.pointer, f.rule)),
         stacks={},
     )
-    loader._build_models(edited)  # the very builder load() uses, so both agree
+    loader.build_models(edited)  # the very builder load() uses, so both agree
     return edited
 
 
