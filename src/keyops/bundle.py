@@ -71,6 +71,8 @@ _PAYLOAD_KEYS = (
     "exp",
     "refresh_after",
 )
+#: The payload fields that come from policy.client_view (what the app may see).
+_VIEW_KEYS = _PAYLOAD_KEYS[:5]
 
 
 class BundleError(KeyopsError):
@@ -377,6 +379,7 @@ def build_bundle(
     policy rules report errors.
     """
     from keyops import loader, settings, signing
+    from keyops.policy.client_view import client_view
     from keyops.sources import CREDENTIALS_DIR, WorktreeSource
 
     if ttl_days < 1:
@@ -418,17 +421,11 @@ def build_bundle(
                 continue
             if cred.key is None:
                 raise RepositoryError(f"{client.path}: {cred.id} is not decrypted", "Check sops.")
-            payload = {
-                "stack": stack,
-                "client": name,
-                "credential_id": cred.id,
-                "key": cred.key,
-                "cluster": client.cluster,
-                "bundle_version": version,
-                "iat": iat,
-                "exp": exp,
-                "refresh_after": REFRESH_AFTER,
-            }
+            # What the app may see comes from the one definition the no-secret-to-clients
+            # rule checks; the bundle only adds its own dates and version.
+            view = client_view(client, cred)
+            payload = {name: view[name] for name in _VIEW_KEYS}
+            payload.update(bundle_version=version, iat=iat, exp=exp, refresh_after=REFRESH_AFTER)
             token = jws.serialize_compact(
                 {"alg": "ES256", "kid": kid}, _canonical(payload), key, algorithms=["ES256"]
             )
@@ -437,8 +434,8 @@ def build_bundle(
                     cred.id,
                     cred.state,
                     token,
-                    cred.min_app_version,
-                    cred.rollout_percent if cred.state == "pending" else None,
+                    view.get("min_app_version"),
+                    view.get("rollout_percent"),
                 )
             )
         auth_keys = {}

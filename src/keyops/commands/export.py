@@ -23,6 +23,7 @@ from keyops.errors import EXIT_OK, InputError, PolicyRefused, UsageError
 from keyops.findings import Severity
 from keyops.keyring import build_keyring
 from keyops.model import Stack
+from keyops.policy.client_view import client_view
 from keyops.sops import Sops, timeout_from_env
 from keyops.sources import CREDENTIALS_DIR, WorktreeSource
 
@@ -89,13 +90,8 @@ def app_values(stack: Stack, client_name: str) -> dict[str, str]:
             f"{client.path} has {len(active)} active credentials; an app build needs exactly one",
             "Promote a pending credential first (keyops promote).",
         )
-    return {
-        "stack": stack.name,
-        "client": client.client,
-        "credential_id": active[0].id,
-        "key": active[0].key,
-        "cluster": client.cluster,
-    }
+    view = client_view(client, active[0])
+    return {name: view[name] for name in ("stack", "client", "credential_id", "key", "cluster")}
 
 
 def render(values: dict[str, str], fmt: str) -> bytes:
