@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from keyops import loader, repo, settings
+from keyops import repo, settings
 from keyops.commands.status import parse_now
 from keyops.errors import EXIT_OK, InputError, KeyopsError, UsageError
 from keyops.findings import Finding, Severity
@@ -37,10 +37,9 @@ from keyops.policy import Context, evaluate, parse_reviews
 from keyops.policy.diff import changes
 from keyops.policy.rules import Facts
 from keyops.policy.rules.approval import needs, qualifying
-from keyops.policy.shared_sops import SharedSops
+from keyops.policy.shared_sops import load_change
 from keyops.reports import markdown
-from keyops.sops import timeout_from_env
-from keyops.sources import GitSource, WorktreeSource
+from keyops.sources import GitSource
 
 CONTEXT = "keyops/approval"
 #: The first line of the one summary comment: how it is found again to be edited in place.
@@ -119,10 +118,8 @@ def verdict(findings: list[Finding], facts: Facts) -> Verdict:
 def _load(root: Path, base_ref: str, stacks: list[str] | None) -> tuple[LoadResult, LoadResult]:
     if base_ref.startswith("-"):
         raise UsageError(f"--base {base_ref!r} is not a revision", "Pass e.g. origin/main.")
-    base_source = GitSource(root, base_ref)
-    sops = SharedSops(root, timeout=timeout_from_env())
-    base = loader.load(root, base_source, stacks=stacks, sops=sops)
-    head = loader.load(root, WorktreeSource(root), stacks=stacks, sops=sops)
+    base, head = load_change(root, GitSource(root, base_ref), stacks=stacks)
+    assert base is not None
     return base, head
 
 

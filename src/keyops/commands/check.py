@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +21,10 @@ from keyops.findings import has_errors
 from keyops.policy import Context, evaluate, load_adoption, load_reviews
 from keyops.policy.diff import changes
 from keyops.policy.rules import Facts
-from keyops.policy.shared_sops import SharedSops
+from keyops.policy.shared_sops import load_change
 from keyops.progress import Progress
 from keyops.reporters import render_json
 from keyops.reports import FORMATS, github, markdown, sarif, text
-from keyops.sops import timeout_from_env
 from keyops.sources import CREDENTIALS_DIR, GitSource, WorktreeSource
 
 
@@ -98,22 +96,13 @@ def check(args: argparse.Namespace) -> int:
                 f"stack {stack!r} does not exist (no {CREDENTIALS_DIR}/{stack}/ directory)",
                 f"Known stacks: {', '.join(sorted(known)) or 'none'}.",
             )
-    sops = SharedSops(root, timeout=timeout_from_env())
     progress = Progress()
-    hook = progress if progress.enabled else None
-    # Both sides load at once: one side's parsing overlaps the other's decryption, and
-    # SharedSops keeps the sops processes to one per CPU and each blob decrypted once.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="base") as pool:
-        pending = (
-            pool.submit(loader.load, root, base_source, stacks=args.stack, sops=sops)
-            if base_source is not None
-            else None
+    try:
+        base, head = load_change(
+            root, base_source, stacks=args.stack, progress=progress if progress.enabled else None
         )
-        try:
-            head = loader.load(root, head_source, stacks=args.stack, sops=sops, progress=hook)
-        finally:
-            progress.close()
-        base = pending.result() if pending is not None else None
+    finally:
+        progress.close()
     findings = evaluate(base, head, ctx, rules, root=root)
     files = head.file_count
     if args.format == "json":

@@ -13,9 +13,14 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from concurrent.futures import Future
+from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 
-from keyops.sops import Sops
+from keyops import loader
+from keyops.loader import LoadResult, ProgressHook
+from keyops.sops import Sops, timeout_from_env
+from keyops.sources import GitSource, WorktreeSource
 
 
 class SharedSops(Sops):
@@ -47,3 +52,28 @@ class SharedSops(Sops):
                 self.decrypted += 1
         future.set_result(plain)
         return plain
+
+
+def load_change(
+    root: Path,
+    base_source: GitSource | None,
+    *,
+    stacks: Iterable[str] | None = None,
+    progress: ProgressHook | None = None,
+) -> tuple[LoadResult | None, LoadResult]:
+    """The base revision (if any) and the working tree, loaded at once with one SharedSops.
+
+    One side's parsing overlaps the other's decryption, sops processes stay at one per CPU,
+    and each blob is decrypted once: what ``keyops check`` and ``keyops approval`` both need.
+    """
+    sops = SharedSops(root, timeout=timeout_from_env())
+    head_source = WorktreeSource(root)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="base") as pool:
+        pending = (
+            pool.submit(loader.load, root, base_source, stacks=stacks, sops=sops)
+            if base_source is not None
+            else None
+        )
+        head = loader.load(root, head_source, stacks=stacks, sops=sops, progress=progress)
+        base = pending.result() if pending is not None else None
+    return base, head
