@@ -45,32 +45,35 @@ def cold(asset: Path | None, runs: int) -> float:
 
 def main(argv: list[str]) -> int:
     sys.path.insert(0, str(ROOT / "src"))
-    from keyops.bundle import build_bundle
+    from keyops.build.bundle import build_bundle, write_bundle
     from keyops.deploy.asset import build_asset
 
     runs = 3 if "--quick" in argv else 9
     this = f"python{sys.version_info.major}.{sys.version_info.minor}"
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        build_bundle(ROOT, "dev").write(work / "bundle")
+        write_bundle(build_bundle(ROOT, "dev"), work / "bundle")
         started = time.perf_counter()
         compiled = build_asset(work / "compiled", work / "bundle", strategy="copy", runtime=this)
         build_s = time.perf_counter() - started
-        source = build_asset(work / "source", work / "bundle", strategy="copy",
-                             runtime="python0.0")
+        source = build_asset(work / "source", work / "bundle", strategy="copy", runtime="python0.0")
         files = [p for p in source.path.rglob("*") if p.is_file()]
         size = sum(p.stat().st_size for p in files)
         base = cold(None, runs)
         with_pyc = cold(compiled.path, runs)
         without = cold(source.path, runs)
-    print(f"asset: {len(files)} files, {size / 1e6:.1f} MB before byte code; "
-          f"build with byte code {build_s:.2f} s")
+    print(
+        f"asset: {len(files)} files, {size / 1e6:.1f} MB before byte code; "
+        f"build with byte code {build_s:.2f} s"
+    )
     print(f"cold start, median of {runs} fresh interpreters (import + one /healthz):")
     print(f"  baseline bare interpreter  {base * 1000:8.1f} ms  1.00x")
     print(f"  asset with byte code       {with_pyc * 1000:8.1f} ms  {with_pyc / base:5.2f}x")
     print(f"  asset without byte code    {without * 1000:8.1f} ms  {without / base:5.2f}x")
-    print(f"  byte code saves            {(without - with_pyc) * 1000:8.1f} ms per cold start "
-          f"({without / with_pyc:.2f}x faster)")
+    print(
+        f"  byte code saves            {(without - with_pyc) * 1000:8.1f} ms per cold start "
+        f"({without / with_pyc:.2f}x faster)"
+    )
     return 0
 
 

@@ -37,8 +37,8 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT / "src"))
 
-from keyops import sample  # noqa: E402
-from keyops.sops import Sops, find_binary  # noqa: E402
+from keyops.store import sample  # noqa: E402
+from keyops.store.sops import Sops, find_binary  # noqa: E402
 
 TODAY = dt.date(2026, 11, 27)
 CACHE = Path(tempfile.gettempdir()) / "keyops-bench-check-v1"

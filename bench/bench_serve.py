@@ -57,7 +57,7 @@ def tokens(count: int) -> list[str]:
     from joserfc import jwt
     from joserfc.jwk import ECKey, OctKey
 
-    from keyops.sops import Sops
+    from keyops.store.sops import Sops
 
     env = dict(os.environ)
     env.setdefault("SOPS_AGE_KEY_FILE", str(DEV_KEY))
@@ -180,8 +180,8 @@ def request_bytes(path: str, token: str | None = None) -> bytes:
 
 
 def _floor_worker(bundle_dir: str, toks: list[str], seconds: float, q: Any) -> None:
-    from keyops.bundle import Bundle
     from keyops.endpoint.core import Endpoint
+    from keyops.protocol.bundle import Bundle
 
     endpoint = Endpoint(Bundle.load(Path(bundle_dir)))
     done = 0

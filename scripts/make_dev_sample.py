@@ -12,8 +12,8 @@ import datetime as dt
 import sys
 from pathlib import Path
 
-from keyops import sample
-from keyops.sops import Sops
+from keyops.store import sample
+from keyops.store.sops import Sops
 
 
 def main() -> int:

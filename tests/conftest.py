@@ -22,8 +22,8 @@ from typing import Any
 import pyrage
 import pytest
 
-from keyops import sample
-from keyops.sops import Sops
+from keyops.store import sample
+from keyops.store.sops import Sops
 
 PROJECT = Path(__file__).resolve().parents[1]
 TODAY = dt.date(2026, 11, 27)

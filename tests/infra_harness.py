@@ -87,8 +87,9 @@ class RecordingMocks:
             secrets.append(path or "$")
             return self._unwrap(rpc.unwrap_rpc_secret(value), path, secrets)
         if isinstance(value, dict):
-            return {k: self._unwrap(v, f"{path}.{k}" if path else k, secrets)
-                    for k, v in value.items()}
+            return {
+                k: self._unwrap(v, f"{path}.{k}" if path else k, secrets) for k, v in value.items()
+            }
         if isinstance(value, list):
             return [self._unwrap(v, f"{path}[{i}]", secrets) for i, v in enumerate(value)]
         return value
@@ -128,25 +129,41 @@ class RecordingMocks:
         if typ == "aws:acm/certificate:Certificate":
             names = [state["domainName"], *state.get("subjectAlternativeNames", [])]
             state["domainValidationOptions"] = [
-                {"domainName": n, "resourceRecordName": f"_v.{n}.",
-                 "resourceRecordType": "CNAME", "resourceRecordValue": f"_{n}.acm-validations.aws."}
+                {
+                    "domainName": n,
+                    "resourceRecordName": f"_v.{n}.",
+                    "resourceRecordType": "CNAME",
+                    "resourceRecordValue": f"_{n}.acm-validations.aws.",
+                }
                 for n in names
             ]
         if typ == "aws:route53/record:Record":
             state["fqdn"] = state["name"]
         if typ == "aws:kms/key:Key":
             state["keyId"] = rid
-        self.resources.append({
-            "type": typ, "name": args.name, "id": rid, "provider": provider_id or None,
-            "region": region, "custom": bool(args.custom), "inputs": _jsonable(recorded),
-            "state": _jsonable(_redact(state, secrets)), "secretInputs": secrets,
-        })
+        self.resources.append(
+            {
+                "type": typ,
+                "name": args.name,
+                "id": rid,
+                "provider": provider_id or None,
+                "region": region,
+                "custom": bool(args.custom),
+                "inputs": _jsonable(recorded),
+                "state": _jsonable(_redact(state, secrets)),
+                "secretInputs": secrets,
+            }
+        )
         return rid, state
 
     def call(self, args: Any) -> tuple[dict[str, Any], list[Any]]:
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
-            return {"accountId": ACCOUNT, "arn": f"arn:aws:iam::{ACCOUNT}:user/ci",
-                    "userId": "AIDAEXAMPLE", "id": ACCOUNT}, []
+            return {
+                "accountId": ACCOUNT,
+                "arn": f"arn:aws:iam::{ACCOUNT}:user/ci",
+                "userId": "AIDAEXAMPLE",
+                "id": ACCOUNT,
+            }, []
         raise AssertionError(f"unexpected invoke {args.token}")
 
 
@@ -160,8 +177,9 @@ def broken_config(stack_file: Path) -> Any:
         good,
         regions=good.regions[:1],
         throttle=None,
-        function_policy_statements=({"Effect": "Allow", "Action": "secretsmanager:*",
-                                     "Resource": "*"},),
+        function_policy_statements=(
+            {"Effect": "Allow", "Action": "secretsmanager:*", "Resource": "*"},
+        ),
     )
 
 
@@ -197,8 +215,7 @@ def main() -> None:
             return super().RegisterResource(request)
 
     adapter = Adapter()
-    mocks.set_mocks(adapter, project="keyops", stack=stack, preview=False,
-                    monitor=Monitor(adapter))
+    mocks.set_mocks(adapter, project="keyops", stack=stack, preview=False, monitor=Monitor(adapter))
     error = None
     try:
         if broken:
@@ -217,8 +234,10 @@ def main() -> None:
         root = pulumi.runtime.get_root_resource()
         for name, value in getattr(root, "outputs", {}).items():
             output = pulumi.Output.from_input(value)
-            outputs[name] = {"value": _jsonable(await output.future()),
-                             "secret": await output.is_secret()}
+            outputs[name] = {
+                "value": _jsonable(await output.future()),
+                "secret": await output.is_secret(),
+            }
         await wait_for_rpcs()
 
     loop = asyncio.get_event_loop()
@@ -229,8 +248,9 @@ def main() -> None:
             error = f"{type(exc).__name__}: {exc}"
     for resource in recorder.resources:
         resource.update(links.get((resource["type"], resource["name"]), {}))
-    out.write_text(json.dumps({"error": error, "resources": recorder.resources,
-                               "outputs": outputs}, indent=1))
+    out.write_text(
+        json.dumps({"error": error, "resources": recorder.resources, "outputs": outputs}, indent=1)
+    )
 
 
 if __name__ == "__main__":

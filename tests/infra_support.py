@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from conftest import PROJECT, TODAY, clean_env, new_identity, sops_rules
-from keyops import sample
 from keyops.deploy.guard import Recorded
-from keyops.sops import Sops
+from keyops.store import sample
+from keyops.store.sops import Sops
 
 HARNESS = PROJECT / "tests" / "infra_harness.py"
 B64_TOKEN = re.compile(rb"[A-Za-z0-9_-]{16,}")
@@ -33,8 +33,11 @@ class DeployRepo:
 
     def env(self, **extra: str) -> dict[str, str]:
         env = clean_env(self.home)
-        env.update(SOPS_AGE_KEY_FILE=str(self.keyfile), KEYOPS_REPO=str(self.root),
-                   KEYOPS_ASSET_STRATEGY="copy")
+        env.update(
+            SOPS_AGE_KEY_FILE=str(self.keyfile),
+            KEYOPS_REPO=str(self.root),
+            KEYOPS_ASSET_STRATEGY="copy",
+        )
         env.update(extra)
         return env
 
@@ -74,8 +77,11 @@ def make_repo(base: Path, template: tuple[Path, str, str]) -> DeployRepo:
         rel = f"credentials/prod/{name}.yaml"
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_bytes(sops.encrypt(sample.dump_yaml(document), rel))
-    for args in (("init", "--quiet", "--initial-branch=main"), ("add", "-A"),
-                 ("commit", "--quiet", "-m", "dev and prod credentials")):
+    for args in (
+        ("init", "--quiet", "--initial-branch=main"),
+        ("add", "-A"),
+        ("commit", "--quiet", "-m", "dev and prod credentials"),
+    ):
         subprocess.run(["git", *args], cwd=root, env=repo.env(), check=True)
     return repo
 
@@ -100,9 +106,16 @@ class Run:
     def recorded(self) -> list[Recorded]:
         providers = {r["id"]: r["inputs"] for r in self.of("pulumi:providers:aws")}
         return [
-            Recorded(r["type"], r["name"], f"urn:{r['type']}::{r['name']}", r["inputs"],
-                     r["state"], providers.get(r["provider"]) if r["provider"] else None)
-            for r in self.resources if r["custom"] and not r["type"].startswith("pulumi:")
+            Recorded(
+                r["type"],
+                r["name"],
+                f"urn:{r['type']}::{r['name']}",
+                r["inputs"],
+                r["state"],
+                providers.get(r["provider"]) if r["provider"] else None,
+            )
+            for r in self.resources
+            if r["custom"] and not r["type"].startswith("pulumi:")
         ]
 
 
@@ -113,7 +126,11 @@ def run_program(
     stack_file = stack_file or PROJECT / "stacks" / f"Pulumi.{stack}.yaml"
     proc = subprocess.run(
         [sys.executable, str(HARNESS), str(stack_file), stack, str(out), *extra],
-        cwd=PROJECT / "infra", env=repo.env(), capture_output=True, text=True, timeout=300,
+        cwd=PROJECT / "infra",
+        env=repo.env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     raw = out.read_text()

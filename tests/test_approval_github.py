@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from keyops.errors import UsageError
-from keyops.github import GitHub, GitHubError, Request, Response, Transport, next_link
+from keyops.cli.github import GitHub, Request, Response, Transport, next_link
+from keyops.core.errors import GitHubError, UsageError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "github"
 TOKEN = "ghs_TESTtokenTESTtokenTESTtoken0123456789"

@@ -21,7 +21,7 @@ from joserfc import jwe, jws
 from joserfc.jwk import ECKey, KeySet, OctKey
 
 from conftest import PROJECT, KeyRepo
-from keyops.bundle import build_bundle
+from keyops.build.bundle import build_bundle, write_bundle
 from keyops.deploy.asset import (
     HANDLER,
     MANIFEST,
@@ -49,7 +49,7 @@ print(json.dumps({'response': response, 'unexpected_modules': leaks}))
 @pytest.fixture
 def asset(keyrepo: KeyRepo, tmp_path: Path) -> Path:
     bundle = build_bundle(keyrepo.root, "dev", sops=keyrepo.sops())
-    bundle.write(tmp_path / "bundle")
+    write_bundle(bundle, tmp_path / "bundle")
     built = build_asset(tmp_path / "asset", tmp_path / "bundle", strategy="copy")
     assert built.strategy == "copy"
     return built.path
@@ -67,7 +67,9 @@ def invoke(asset: Path, event: dict[str, object], tmp_path: Path) -> dict[str, A
     proc = subprocess.run(
         [sys.executable, "-I", "-S", "-c", RUNNER, str(asset), str(event_file)],
         env={"LAMBDA_TASK_ROOT": str(asset), "PATH": "/usr/bin:/bin"},
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -98,7 +100,53 @@ def test_asset_holds_handler_package_dependencies_and_bundle(asset: Path) -> Non
         assert not list(asset.rglob("__pycache__"))
     assert manifest["platform"] == f"local:{sys.platform}"
     assert [d.split("==")[0] for d in manifest["distributions"]] == [
-        "cffi", "cryptography", "joserfc", "pycparser"]
+        "cffi",
+        "cryptography",
+        "joserfc",
+        "pycparser",
+    ]
+
+
+#: Lists what the asset alone can import of keyops, with nothing else on sys.path.
+IMPORTABLE = """
+import importlib, json, pkgutil, sys
+asset = sys.argv[1]
+sys.path[:] = [asset] + [p for p in sys.path if 'site-packages' not in p and p]
+import keyops
+found, refused = [], []
+for info in pkgutil.walk_packages(keyops.__path__, 'keyops.'):
+    found.append(info.name)
+for name in ('keyops.store', 'keyops.cli', 'keyops.build', 'keyops.policy', 'keyops.deploy',
+             'keyops.client', 'keyops.endpoint.asgi'):
+    try:
+        importlib.import_module(name)
+    except ModuleNotFoundError:
+        refused.append(name)
+print(json.dumps({'found': sorted(found), 'refused': refused}))
+"""
+
+
+def test_asset_ships_only_what_the_endpoint_imports(asset: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", IMPORTABLE, str(asset)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    tops = {name.split(".")[1] for name in result["found"]}
+    assert tops == {"core", "protocol", "endpoint"}
+    assert "keyops.endpoint.lambda_handler" in result["found"]
+    assert result["refused"] == [
+        "keyops.store",
+        "keyops.cli",
+        "keyops.build",
+        "keyops.policy",
+        "keyops.deploy",
+        "keyops.client",
+        "keyops.endpoint.asgi",
+    ]
 
 
 def test_asset_serves_recorded_health_check_and_metrics(asset: Path, tmp_path: Path) -> None:
@@ -113,8 +161,11 @@ def test_asset_serves_recorded_health_check_and_metrics(asset: Path, tmp_path: P
 
 
 def test_asset_refuses_a_token_signed_by_an_unknown_key(asset: Path, tmp_path: Path) -> None:
-    header = base64.urlsafe_b64encode(
-        b'{"alg":"HS256","kid":"ios-build-2026a","typ":"JWT"}').rstrip(b"=").decode()
+    header = (
+        base64.urlsafe_b64encode(b'{"alg":"HS256","kid":"ios-build-2026a","typ":"JWT"}')
+        .rstrip(b"=")
+        .decode()
+    )
     response = invoke(asset, recorded("credentials.json", f"{header}.e30.c2ln"), tmp_path)
     assert response["statusCode"] == 401
     assert response["headers"]["content-type"] == "application/problem+json"
@@ -128,14 +179,22 @@ def test_asset_serves_a_signed_encrypted_credential(
     auth = ios["app_auth"][0]
     epk = ECKey.generate_key("P-256", private=True)
     claims = {
-        "sub": "ios", "aud": "dev", "iat": int(time.time()), "jti": secrets.token_urlsafe(16),
-        "app_version": "5.2.0", "install_id": "install-0001",
-        "epk": {k: v for k, v in epk.as_dict(private=False).items()
-                if k in ("kty", "crv", "x", "y")},
+        "sub": "ios",
+        "aud": "dev",
+        "iat": int(time.time()),
+        "jti": secrets.token_urlsafe(16),
+        "app_version": "5.2.0",
+        "install_id": "install-0001",
+        "epk": {
+            k: v for k, v in epk.as_dict(private=False).items() if k in ("kty", "crv", "x", "y")
+        },
     }
     secret = base64.urlsafe_b64decode(auth["secret"] + "=" * (-len(auth["secret"]) % 4))
-    token = jws.serialize_compact({"alg": "HS256", "kid": auth["kid"], "typ": "JWT"},
-                                  json.dumps(claims), OctKey.import_key(secret))
+    token = jws.serialize_compact(
+        {"alg": "HS256", "kid": auth["kid"], "typ": "JWT"},
+        json.dumps(claims),
+        OctKey.import_key(secret),
+    )
     response = invoke(asset, recorded("credentials.json", token), tmp_path)
     assert response["statusCode"] == 200, response["body"]
     assert response["headers"]["content-type"] == "application/jose"
@@ -145,7 +204,10 @@ def test_asset_serves_a_signed_encrypted_credential(
     payload = json.loads(jws.deserialize_compact(inner, pinned, algorithms=["ES256"]).payload)
     active = next(c for c in ios["credentials"] if c["state"] == "active")
     assert (payload["client"], payload["credential_id"], payload["key"]) == (
-        "ios", active["id"], active["key"])
+        "ios",
+        active["id"],
+        active["key"],
+    )
 
 
 def test_asset_byte_compiled_for_a_matching_runtime(keyrepo: KeyRepo, tmp_path: Path) -> None:
@@ -167,13 +229,18 @@ def test_auto_strategy_refuses_to_copy_compiled_wheels_when_pip_fails(
     empty.mkdir()
     (tmp_path / "bundle").mkdir()
     with pytest.raises(AssetError) as caught:
-        build_asset(tmp_path / "asset", tmp_path / "bundle", strategy="auto",
-                    pip_args=("--no-index", "--find-links", str(empty)))
+        build_asset(
+            tmp_path / "asset",
+            tmp_path / "bundle",
+            strategy="auto",
+            pip_args=("--no-index", "--find-links", str(empty)),
+        )
     text = caught.value.render()
     assert text.startswith("error: pip could not fetch manylinux2014_aarch64 wheels for cffi==")
     assert ", cryptography==" in text and ", joserfc==" in text and ", pycparser==" in text
-    assert ("Copying from this machine is not an option: cffi, cryptography ship compiled "
-            "code" in text)
+    assert (
+        "Copying from this machine is not an option: cffi, cryptography ship compiled code" in text
+    )
     assert not (tmp_path / "asset").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".asset")] == []
 
@@ -182,9 +249,13 @@ def test_auto_strategy_copies_pure_python_dependencies_offline(tmp_path: Path) -
     empty = tmp_path / "wheelhouse"
     empty.mkdir()
     (tmp_path / "bundle").mkdir()
-    built = build_asset(tmp_path / "asset", tmp_path / "bundle", strategy="auto",
-                        requirements=("pycparser",),
-                        pip_args=("--no-index", "--find-links", str(empty)))
+    built = build_asset(
+        tmp_path / "asset",
+        tmp_path / "bundle",
+        strategy="auto",
+        requirements=("pycparser",),
+        pip_args=("--no-index", "--find-links", str(empty)),
+    )
     assert built.strategy == "copy"
     assert (built.path / "pycparser" / "__init__.py").is_file()
 
@@ -192,10 +263,14 @@ def test_auto_strategy_copies_pure_python_dependencies_offline(tmp_path: Path) -
 def test_pip_command_targets_the_lambda_platform(tmp_path: Path) -> None:
     command = pip_command(tmp_path, ["joserfc==1.8.0"], "manylinux2014_aarch64", "3.12", ())
     assert command[1:4] == ["-m", "pip", "install"]
-    for flag in (["--platform", "manylinux2014_aarch64"], ["--python-version", "3.12"],
-                 ["--target", str(tmp_path)], ["--implementation", "cp"]):
+    for flag in (
+        ["--platform", "manylinux2014_aarch64"],
+        ["--python-version", "3.12"],
+        ["--target", str(tmp_path)],
+        ["--implementation", "cp"],
+    ):
         index = command.index(flag[0])
-        assert command[index:index + 2] == flag
+        assert command[index : index + 2] == flag
     assert "--only-binary=:all:" in command
     assert command[-1] == "joserfc==1.8.0"
 
@@ -204,4 +279,5 @@ def test_missing_bundle_is_refused(tmp_path: Path) -> None:
     with pytest.raises(AssetError) as caught:
         build_asset(tmp_path / "asset", tmp_path / "nope", strategy="copy")
     assert caught.value.render() == (
-        f"error: bundle directory {tmp_path / 'nope'} does not exist. Build the bundle first.")
+        f"error: bundle directory {tmp_path / 'nope'} does not exist. Build the bundle first."
+    )

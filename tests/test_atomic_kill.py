@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 from conftest import KeyRepo
-from keyops import sample
-from keyops.edit import temp_files
+from keyops.store import sample
+from keyops.core.atomic import leftover_temps as temp_files
 
 IOS = "credentials/dev/ios.yaml"
 ROUNDS = 25  # per command: 50 kills in all

@@ -14,7 +14,9 @@ from joserfc import jws
 from joserfc.jwk import ECKey, KeySet
 
 from conftest import KeyRepo
-from keyops.bundle import BUNDLE_FILE, Bundle, BundleError, BundleExpired, build_bundle
+from keyops.build.bundle import build_bundle, write_bundle
+from keyops.core.errors import BundleError, BundleExpired
+from keyops.protocol.bundle import BUNDLE_FILE, Bundle
 
 PAYLOAD_KEYS = [
     "stack",
@@ -131,9 +133,12 @@ def test_build_refuses_on_findings_and_writes_nothing(keyrepo: KeyRepo, tmp_path
     out = tmp_path / "bundle"
     proc = build(keyrepo, out)
     assert proc.returncode == 1
-    assert proc.stderr.startswith("error: refusing to build stack 'dev': ")
+    assert proc.stderr.startswith("error: refusing to build the bundle of stack 'dev': ")
     assert "credentials/dev/ios.yaml::$.credentials[0].state" in proc.stderr
-    assert "Fix them (keyops validate / keyops check) and build again." in proc.stderr
+    assert (
+        "Fix them (keyops validate and keyops check show the same findings), then run the "
+        "command again." in proc.stderr
+    )
     assert "Traceback" not in proc.stderr
     assert not out.exists()
 
@@ -148,8 +153,8 @@ def test_build_refuses_on_findings_and_writes_nothing(keyrepo: KeyRepo, tmp_path
         ),
         (
             ["--stack", "dev", "--out", "x", "--now", "yesterday"],
-            "error: --now 'yesterday' is not an ISO 8601 date or time. "
-            "Use e.g. 2026-11-27T12:00:00Z.",
+            "error: --now 'yesterday' is neither a date nor an ISO 8601 time. "
+            "Use YYYY-MM-DD (e.g. 2026-11-27) or a time such as 2026-11-27T12:00:00Z.",
         ),
         (
             ["--stack", "dev", "--out", "x", "--ttl-days", "0"],
@@ -176,7 +181,7 @@ def test_build_into_a_file_is_refused(keyrepo: KeyRepo, tmp_path: Path) -> None:
 @pytest.fixture
 def built(keyrepo: KeyRepo, tmp_path: Path) -> Bundle:
     bundle = build_bundle(keyrepo.root, "dev", sops=keyrepo.sops())
-    bundle.write(tmp_path / "b")
+    write_bundle(bundle, tmp_path / "b")
     return bundle
 
 

@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from keyops import sample
-from keyops.channel_auth import sign_channel
-from keyops.errors import InputError
-from keyops.keyring import build_keyring
-from keyops.model import ClientFile, Credential, Stack
+from keyops.build.channel_auth import sign_channel
+from keyops.build.keyring import build_keyring
+from keyops.core.errors import InputError
+from keyops.core.model import ClientFile, Credential, Stack
+from keyops.store import sample
 
 D = dt.date.fromisoformat
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from conftest import KeyRepo, new_identity, sops_rules
-from keyops import sample
+from keyops.store import sample
 
 Doc = dict[str, Any]
 Row = tuple[str, str, str | None, str]

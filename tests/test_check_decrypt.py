@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 from conftest import PROJECT, KeyRepo, clean_env
-from keyops import loader
 from keyops.policy.shared_sops import SharedSops
-from keyops.sources import GitSource, WorktreeSource
+from keyops.store import loader
+from keyops.store.sources import GitSource, WorktreeSource
 
 
 def test_unchanged_files_are_decrypted_once_for_both_sides(keyrepo: KeyRepo) -> None:

@@ -14,8 +14,8 @@ import jsonschema
 import pytest
 
 from conftest import KeyRepo
-from keyops.findings import Finding, Severity
-from keyops.reports import github, text
+from keyops.cli.reporters import Report, github, text
+from keyops.core.findings import Finding, Severity
 
 IOS = "credentials/dev/ios.yaml"
 ANDROID = "credentials/dev/android.yaml"
@@ -276,7 +276,7 @@ def test_github_annotations(changed: tuple[KeyRepo, str, set[str]]) -> None:
 
 def test_github_escapes_what_could_inject_a_command() -> None:
     finding = Finding("a,b:c.yaml", "$", "schema", Severity.ERROR, "two\nlines 100%", line=3)
-    out = github.render([finding], 1).splitlines()[0]
+    out = github.render(Report([finding], 1)).splitlines()[0]
     assert out == "::error file=a%2Cb%3Ac.yaml,line=3,title=keyops schema::two%0Alines 100%25"
 
 
@@ -297,30 +297,43 @@ def test_markdown_summary(changed: tuple[KeyRepo, str, set[str]]) -> None:
     )
 
 
-def test_text_groups_by_file_without_colour_when_piped(
+def test_text_is_one_line_per_finding_without_colour_when_piped(
     changed: tuple[KeyRepo, str, set[str]],
 ) -> None:
     repo, base, _ = changed
     out = run_format(repo, base, "text")
     assert "\033[" not in out
     lines = out.splitlines()
-    assert lines[0] == "credentials/dev/android.yaml"
-    ios_at = lines.index("credentials/dev/ios.yaml")
-    android = lines[1:ios_at]
-    assert all(line.startswith("  line ") for line in android)
+    android = [line for line in lines if line.startswith("credentials/dev/android.yaml::")]
     assert [line.split(": ", 1)[1].split(" ", 1)[0] for line in android] == [
         "error[immutable-secret]",
         "error[unique-key]",
     ]
+    assert lines[0] == android[0]
+    assert all("::$" in line for line in lines[:-1])
     assert lines[-1] == "3 error(s), 3 warning(s) in 5 file(s)"
 
 
 def test_text_colour_on_a_terminal() -> None:
     finding = Finding("credentials/dev/ios.yaml", "$", "max-age", Severity.WARNING, "old", line=4)
-    coloured = text.render([finding], 1, colour=True)
+    coloured = text.render(Report([finding], 1, colour=True))
     assert coloured == (
-        "\033[1mcredentials/dev/ios.yaml\033[0m\n"
-        "  line 4: \033[33mwarning[max-age]\033[0m old\n"
+        "credentials/dev/ios.yaml::$: \033[33mwarning[max-age]\033[0m old (line 4)\n"
         "0 error(s), 1 warning(s) in 1 file(s)\n"
     )
     assert text.use_colour(False) is False
+
+
+def test_validate_and_check_print_the_same_line_for_the_same_finding(keyrepo: KeyRepo) -> None:
+    doc = keyrepo.decrypt("credentials/dev/ios.yaml")
+    doc["credentials"][0]["state"] = "shiny"
+    keyrepo.write_doc("credentials/dev/ios.yaml", doc)
+    validate = keyrepo.run("validate", "--stack", "dev")
+    check = keyrepo.run("check", "--stack", "dev", "--now", "2026-11-27")
+    assert (validate.returncode, check.returncode) == (1, 1)
+    expected = (
+        "credentials/dev/ios.yaml::$.credentials[0].state: error[schema] 'shiny' is not one of "
+        "'pending', 'active', 'retiring', 'retired', 'revoked' (credential ios-2026-11, line 9)"
+    )
+    assert expected in validate.stdout.splitlines()
+    assert expected in check.stdout.splitlines()

@@ -13,6 +13,7 @@ EXIT_CODES_HELP = """exit codes:
   0    success: no error findings
   1    findings (validation or policy errors), or a refused change
   2    usage or environment error (bad arguments, sops missing, no decryption key)
+  3    unexpected error: a bug in keyops (the message names a log with the details)
   130  interrupted
 """
 
@@ -21,9 +22,10 @@ def test_help_lists_options_and_exit_codes(keyrepo: KeyRepo) -> None:
     proc = run(keyrepo, "validate", "--help")
     assert (proc.returncode, proc.stderr) == (0, "")
     assert proc.stdout.startswith(
-        "usage: keyops validate [-h] [--stack S] [--no-decrypt] [--format {text,json}]"
+        "usage: keyops validate [-h] [--stack S] [--no-decrypt]\n"
+        "                       [--format {text,json,sarif,github,markdown}]"
     )
-    for option in ("PATH", "--stack S", "--no-decrypt", "--format {text,json}"):
+    for option in ("PATH", "--stack S", "--no-decrypt", "--format {text,json,sarif,github,markdown}"):
         assert option in proc.stdout
     assert proc.stdout.endswith(EXIT_CODES_HELP)
     top = run(keyrepo, "--help")
@@ -41,7 +43,7 @@ def test_usage_errors_exit_2(keyrepo: KeyRepo) -> None:
     assert fmt.returncode == 2
     assert fmt.stderr == (
         "error: keyops validate: argument --format: invalid choice: 'xml' (choose from 'text', "
-        "'json'). Run 'keyops validate --help' for usage.\n"
+        "'json', 'sarif', 'github', 'markdown'). Run 'keyops validate --help' for usage.\n"
     )
     bare = run(keyrepo)
     assert bare.returncode == 2

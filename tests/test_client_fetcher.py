@@ -14,9 +14,10 @@ from joserfc.jwk import OctKey
 
 from keyops.client.backoff import Backoff
 from keyops.client.cache import Cache
-from keyops.client.fetcher import Fetcher, NothingUsable, Policy
+from keyops.client.fetcher import Fetcher, Policy
 from keyops.client.token import Identity
 from keyops.client.transport import Request, Response
+from keyops.core.errors import NothingUsable
 from test_client_support import (
     KEY_A,
     KEY_B,
@@ -530,7 +531,7 @@ def test_requests_never_carry_the_secret_in_clear() -> None:
 
     def transport(request: Request) -> Response:
         seen.append(request)
-        raise __import__("keyops.client.transport", fromlist=["TransportError"]).TransportError("x")
+        raise __import__("keyops.core.errors", fromlist=["TransportError"]).TransportError("x")
 
     client = Fetcher(make_config(), IDENTITY, transport=transport, sleep=lambda s: None)
     with pytest.raises(NothingUsable):

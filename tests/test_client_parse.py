@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from keyops.client import config as client_config
-from keyops.client.config import ConfigError
+from keyops.core.errors import ClientConfigError
 from test_client_support import SECRET, SECRET_B64, SIGNER, document
 
 
@@ -92,7 +92,7 @@ BAD = [
 @pytest.mark.parametrize(("path", "value", "message"), BAD)
 def test_bad_documents_are_refused_with_the_json_path(path: str, value: Any, message: str) -> None:
     doc = _set(document(), path, value)
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(ClientConfigError) as info:
         client_config.parse(doc)
     assert info.value.render() == (
         f"error: {message}. Regenerate it with "
@@ -105,7 +105,7 @@ def test_bad_documents_are_refused_with_the_json_path(path: str, value: Any, mes
 def test_load_reports_json_errors_with_line_and_column(tmp_path: Path) -> None:
     path = tmp_path / "c.json"
     path.write_text('{\n  "stack": "dev",\n  oops\n}\n')
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(ClientConfigError) as info:
         client_config.load(path)
     assert info.value.what == (
         f"client config {path} line 3 column 3: not JSON (Expecting property name enclosed in "

@@ -22,7 +22,8 @@ from joserfc.jwk import ECKey, OctKey
 
 from keyops.client import config as client_config
 from keyops.client.config import ClientConfig
-from keyops.client.transport import Request, Response, TransportError
+from keyops.client.transport import Request, Response
+from keyops.core.errors import TransportError
 
 NOW = 1_795_000_000.0  # 2026-11-19, inside the sample's lifetime
 SECRET = secrets.token_bytes(32)

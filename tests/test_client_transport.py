@@ -10,7 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from keyops.client.transport import MAX_BODY, Request, TransportError, http_transport
+from keyops.client.transport import MAX_BODY, Request, http_transport
+from keyops.core.errors import TransportError
 
 
 class Handler(BaseHTTPRequestHandler):

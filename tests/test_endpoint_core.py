@@ -14,9 +14,10 @@ from hypothesis import strategies as st
 from joserfc.jwk import ECKey
 
 from conftest import KeyRepo
-from keyops.bundle import Bundle, build_bundle
-from keyops.endpoint import selection
+from keyops.build.bundle import build_bundle, write_bundle
+from keyops.protocol import selection
 from keyops.endpoint.core import Endpoint
+from keyops.protocol.bundle import Bundle
 from test_endpoint_support import app_auth, mint, new_epk, new_repo, open_answer
 from test_endpoint_support import claims as _claims
 
@@ -362,7 +363,7 @@ def test_huge_and_non_utf8_tokens_are_401(bundle: Bundle, auth: tuple[str, bytes
 
 
 def test_bundle_file_is_what_was_built(bundle: Bundle, tmp_path: Path) -> None:
-    bundle.write(tmp_path / "out")
+    write_bundle(bundle, tmp_path / "out")
     again = Bundle.load(tmp_path / "out", jwks=bundle.jwks())
     assert again.raw == bundle.raw and again.clients.keys() == bundle.clients.keys()
 

@@ -19,8 +19,17 @@ from infra_support import DeployRepo, make_repo, run_program
 from keyops.deploy.guard import POLICIES, Recorded, Violation, evaluate
 from keyops.deploy.iam import wildcards
 
-ROLE_TRUST = json.dumps({"Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                        "Principal": {"Service": "lambda.amazonaws.com"}}]})
+ROLE_TRUST = json.dumps(
+    {
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "sts:AssumeRole",
+                "Principal": {"Service": "lambda.amazonaws.com"},
+            }
+        ]
+    }
+)
 
 
 @pytest.fixture(scope="module")
@@ -28,10 +37,21 @@ def repo(tmp_path_factory: pytest.TempPathFactory, _template: tuple[Path, str, s
     return make_repo(tmp_path_factory.mktemp("guard"), _template)
 
 
-def record(type_: str, name: str, inputs: dict[str, Any], outputs: dict[str, Any] | None = None,
-           region: str = "eu-west-1") -> Recorded:
-    return Recorded(type_, name, f"urn:{type_}::{name}", inputs,
-                    outputs if outputs is not None else inputs, {"region": region})
+def record(
+    type_: str,
+    name: str,
+    inputs: dict[str, Any],
+    outputs: dict[str, Any] | None = None,
+    region: str = "eu-west-1",
+) -> Recorded:
+    return Recorded(
+        type_,
+        name,
+        f"urn:{type_}::{name}",
+        inputs,
+        outputs if outputs is not None else inputs,
+        {"region": region},
+    )
 
 
 def names(violations: list[Violation]) -> set[str]:
@@ -52,7 +72,10 @@ def test_broken_config_fails_with_the_expected_policies(repo: DeployRepo, tmp_pa
     assert run.error is None, run.error
     violations = evaluate(run.recorded())
     assert names(violations) == {
-        "keyops-prod-multi-region", "keyops-stage-throttled", "keyops-endpoint-iam-no-wildcards"}
+        "keyops-prod-multi-region",
+        "keyops-stage-throttled",
+        "keyops-endpoint-iam-no-wildcards",
+    }
     messages = sorted(v.message for v in violations)
     assert messages == [
         "endpoint role 'endpoint-eu-west-1-fn-role': role policy 'endpoint-eu-west-1-fn-role-logs'"
@@ -67,49 +90,136 @@ def test_broken_config_fails_with_the_expected_policies(repo: DeployRepo, tmp_pa
 
 
 def test_public_s3_in_every_form_is_refused() -> None:
-    violations = evaluate([
-        record("aws:s3/bucket:Bucket", "site", {"acl": "public-read"}),
-        record("aws:s3/bucketAcl:BucketAcl", "grants", {"accessControlPolicy": {"grants": [
-            {"permission": "READ", "grantee": {
-                "uri": "http://acs.amazonaws.com/groups/global/AllUsers", "type": "Group"}}]}}),
-        record("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", "pab", {
-            "blockPublicAcls": True, "blockPublicPolicy": False, "ignorePublicAcls": True}),
-        record("aws:s3/bucketPolicy:BucketPolicy", "policy", {"policy": json.dumps({
-            "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
-                           "Resource": "arn:aws:s3:::site/*"}]})}),
-        record("aws:s3/bucketPolicy:BucketPolicy", "listed", {"policy": json.dumps({
-            "Statement": {"Effect": "Allow", "Principal": {"AWS": ["*"]}, "Action": "s3:*",
-                          "Resource": "arn:aws:s3:::site"}})}),
-        record("aws:s3/bucketPolicy:BucketPolicy", "scoped", {"policy": json.dumps({
-            "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
-                           "Resource": "arn:aws:s3:::site/*",
-                           "Condition": {"StringEquals": {"aws:SourceVpce": "vpce-1"}}}]})}),
-        record("aws:s3/bucket:Bucket", "private", {"acl": "private"}),
-        record("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", "closed", dict.fromkeys(
-            ["blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"],
-            True)),
-    ])
+    violations = evaluate(
+        [
+            record("aws:s3/bucket:Bucket", "site", {"acl": "public-read"}),
+            record(
+                "aws:s3/bucketAcl:BucketAcl",
+                "grants",
+                {
+                    "accessControlPolicy": {
+                        "grants": [
+                            {
+                                "permission": "READ",
+                                "grantee": {
+                                    "uri": "http://acs.amazonaws.com/groups/global/AllUsers",
+                                    "type": "Group",
+                                },
+                            }
+                        ]
+                    }
+                },
+            ),
+            record(
+                "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+                "pab",
+                {"blockPublicAcls": True, "blockPublicPolicy": False, "ignorePublicAcls": True},
+            ),
+            record(
+                "aws:s3/bucketPolicy:BucketPolicy",
+                "policy",
+                {
+                    "policy": json.dumps(
+                        {
+                            "Statement": [
+                                {
+                                    "Effect": "Allow",
+                                    "Principal": "*",
+                                    "Action": "s3:GetObject",
+                                    "Resource": "arn:aws:s3:::site/*",
+                                }
+                            ]
+                        }
+                    )
+                },
+            ),
+            record(
+                "aws:s3/bucketPolicy:BucketPolicy",
+                "listed",
+                {
+                    "policy": json.dumps(
+                        {
+                            "Statement": {
+                                "Effect": "Allow",
+                                "Principal": {"AWS": ["*"]},
+                                "Action": "s3:*",
+                                "Resource": "arn:aws:s3:::site",
+                            }
+                        }
+                    )
+                },
+            ),
+            record(
+                "aws:s3/bucketPolicy:BucketPolicy",
+                "scoped",
+                {
+                    "policy": json.dumps(
+                        {
+                            "Statement": [
+                                {
+                                    "Effect": "Allow",
+                                    "Principal": "*",
+                                    "Action": "s3:GetObject",
+                                    "Resource": "arn:aws:s3:::site/*",
+                                    "Condition": {"StringEquals": {"aws:SourceVpce": "vpce-1"}},
+                                }
+                            ]
+                        }
+                    )
+                },
+            ),
+            record("aws:s3/bucket:Bucket", "private", {"acl": "private"}),
+            record(
+                "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+                "closed",
+                dict.fromkeys(
+                    [
+                        "blockPublicAcls",
+                        "blockPublicPolicy",
+                        "ignorePublicAcls",
+                        "restrictPublicBuckets",
+                    ],
+                    True,
+                ),
+            ),
+        ]
+    )
     assert [(v.policy, v.message) for v in violations] == [
         ("keyops-no-public-s3", "S3 'site' has the public ACL 'public-read'"),
-        ("keyops-no-public-s3", "S3 'grants' grants READ to "
-         "http://acs.amazonaws.com/groups/global/AllUsers"),
-        ("keyops-no-public-s3", "public access block 'pab' leaves blockPublicPolicy, "
-         "restrictPublicBuckets off"),
+        (
+            "keyops-no-public-s3",
+            "S3 'grants' grants READ to http://acs.amazonaws.com/groups/global/AllUsers",
+        ),
+        (
+            "keyops-no-public-s3",
+            "public access block 'pab' leaves blockPublicPolicy, restrictPublicBuckets off",
+        ),
         ("keyops-no-public-s3", "bucket policy 'policy' allows anyone (Principal *)"),
         ("keyops-no-public-s3", "bucket policy 'listed' allows anyone (Principal *)"),
     ]
 
 
 def test_secret_without_rotating_cmk_is_refused() -> None:
-    key = record("aws:kms/key:Key", "k", {"enableKeyRotation": False},
-                 {"enableKeyRotation": False, "arn": "arn:aws:kms:eu-west-1:1:key/k"})
-    violations = evaluate([
-        key,
-        record("aws:secretsmanager/secret:Secret", "default-key", {}),
-        record("aws:secretsmanager/secret:Secret", "no-rotation", {
-            "kmsKeyId": "arn:aws:kms:eu-west-1:1:key/k",
-            "replicas": [{"region": "us-east-1"}]}),
-    ])
+    key = record(
+        "aws:kms/key:Key",
+        "k",
+        {"enableKeyRotation": False},
+        {"enableKeyRotation": False, "arn": "arn:aws:kms:eu-west-1:1:key/k"},
+    )
+    violations = evaluate(
+        [
+            key,
+            record("aws:secretsmanager/secret:Secret", "default-key", {}),
+            record(
+                "aws:secretsmanager/secret:Secret",
+                "no-rotation",
+                {
+                    "kmsKeyId": "arn:aws:kms:eu-west-1:1:key/k",
+                    "replicas": [{"region": "us-east-1"}],
+                },
+            ),
+        ]
+    )
     assert [v.message for v in violations] == [
         "secret 'default-key': no kmsKeyId (the account's aws/secretsmanager key would be used)",
         "secret 'no-rotation': KMS key 'k' has rotation disabled",
@@ -120,57 +230,116 @@ def test_secret_without_rotating_cmk_is_refused() -> None:
 
 def test_logs_alarms_tls_metrics_and_managed_policies() -> None:
     fn = {"name": "f", "architectures": ["x86_64"], "loggingConfig": {"logGroup": "/aws/lambda/f"}}
-    violations = evaluate([
-        record("aws:lambda/function:Function", "fn", fn),
-        record("aws:cloudwatch/logGroup:LogGroup", "logs", {"name": "/aws/lambda/f"}),
-        record("aws:apigatewayv2/api:Api", "api", {}, {"arn": "arn:aws:apigateway:x::/apis/a1"}),
-        record("aws:cloudwatch/metricAlarm:MetricAlarm", "5xx", {
-            "namespace": "AWS/ApiGateway", "metricName": "5xx", "dimensions": {"ApiId": "a1"}}),
-        record("aws:apigatewayv2/domainName:DomainName", "old-tls", {
-            "domainNameConfiguration": {"securityPolicy": "TLS_1_0"}}),
-        record("aws:apigatewayv2/route:Route", "metrics", {"routeKey": "GET /metrics"}),
-        record("aws:iam/role:Role", "role", {"assumeRolePolicy": ROLE_TRUST, "name": "r"}),
-        record("aws:iam/rolePolicyAttachment:RolePolicyAttachment", "basic", {
-            "role": "r",
-            "policyArn": "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"}),
-    ])
+    violations = evaluate(
+        [
+            record("aws:lambda/function:Function", "fn", fn),
+            record("aws:cloudwatch/logGroup:LogGroup", "logs", {"name": "/aws/lambda/f"}),
+            record(
+                "aws:apigatewayv2/api:Api", "api", {}, {"arn": "arn:aws:apigateway:x::/apis/a1"}
+            ),
+            record(
+                "aws:cloudwatch/metricAlarm:MetricAlarm",
+                "5xx",
+                {"namespace": "AWS/ApiGateway", "metricName": "5xx", "dimensions": {"ApiId": "a1"}},
+            ),
+            record(
+                "aws:apigatewayv2/domainName:DomainName",
+                "old-tls",
+                {"domainNameConfiguration": {"securityPolicy": "TLS_1_0"}},
+            ),
+            record("aws:apigatewayv2/route:Route", "metrics", {"routeKey": "GET /metrics"}),
+            record("aws:iam/role:Role", "role", {"assumeRolePolicy": ROLE_TRUST, "name": "r"}),
+            record(
+                "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+                "basic",
+                {
+                    "role": "r",
+                    "policyArn": "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+                },
+            ),
+        ]
+    )
     by_policy = {(v.policy, v.level): v.message for v in violations}
     assert by_policy == {
-        ("keyops-lambda-arm64", "advisory"):
-            "function 'fn' is not arm64 (Graviton is cheaper per request)",
-        ("keyops-log-retention", "mandatory"):
-            "log group '/aws/lambda/f' keeps logs forever: set retentionInDays "
-            "(keyops:logRetentionDays)",
+        (
+            "keyops-lambda-arm64",
+            "advisory",
+        ): "function 'fn' is not arm64 (Graviton is cheaper per request)",
+        (
+            "keyops-log-retention",
+            "mandatory",
+        ): "log group '/aws/lambda/f' keeps logs forever: set retentionInDays "
+        "(keyops:logRetentionDays)",
         ("keyops-alarms-per-endpoint", "mandatory"): "function 'fn' has no alarm on Throttles",
-        ("keyops-domain-tls12", "mandatory"):
-            "custom domain 'old-tls' allows TLS below 1.2 (securityPolicy 'TLS_1_0'); use TLS_1_2",
-        ("keyops-metrics-not-public", "mandatory"):
-            "route 'GET /metrics' is public: adoption metrics need authorizationType AWS_IAM",
-        ("keyops-endpoint-iam-no-wildcards", "mandatory"):
-            "endpoint role 'role' has the managed policy arn:aws:iam::aws:policy/service-role/"
-            "AWSLambdaBasicExecutionRole, which cannot be checked for wildcards; declare its "
-            "statements here",
+        (
+            "keyops-domain-tls12",
+            "mandatory",
+        ): "custom domain 'old-tls' allows TLS below 1.2 (securityPolicy 'TLS_1_0'); use TLS_1_2",
+        (
+            "keyops-metrics-not-public",
+            "mandatory",
+        ): "route 'GET /metrics' is public: adoption metrics need authorizationType AWS_IAM",
+        (
+            "keyops-endpoint-iam-no-wildcards",
+            "mandatory",
+        ): "endpoint role 'role' has the managed policy arn:aws:iam::aws:policy/service-role/"
+        "AWSLambdaBasicExecutionRole, which cannot be checked for wildcards; declare its "
+        "statements here",
     }
     assert [v.message for v in violations if v.policy == "keyops-alarms-per-endpoint"] == [
-        "API 'api' has no alarm on Latency", "function 'fn' has no alarm on Throttles"]
+        "API 'api' has no alarm on Latency",
+        "function 'fn' has no alarm on Throttles",
+    ]
 
 
-@pytest.mark.parametrize(("document", "found"), [
-    ({"Statement": [{"Action": "logs:*", "Resource": "arn:aws:logs:eu-west-1:123456789012:"
-                     "log-group:g"}]}, ["action 'logs:*'"]),
-    ({"Statement": [{"Action": ["logs:PutLogEvents"], "Resource": "*"}]}, ["resource '*'"]),
-    ({"Statement": [{"Action": "logs:PutLogEvents",
-                     "Resource": "arn:aws:logs:eu-west-1:123456789012:log-group:*"}]},
-     ["resource 'arn:aws:logs:eu-west-1:123456789012:log-group:*'"]),
-    ({"Statement": {"Action": "s3:Get?bject", "Resource": "arn:aws:s3:::b/k"}},
-     ["action 's3:Get?bject'"]),
-    ({"Statement": [{"NotAction": "iam:*", "Resource": "arn:aws:s3:::b"}]},
-     ["NotAction/NotResource grants everything not listed"]),
-    # The one scoped exception: the streams of one named log group.
-    ({"Statement": [{"Action": "logs:PutLogEvents", "Resource":
-                     "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/f:log-stream:*"}]},
-     []),
-])
+@pytest.mark.parametrize(
+    ("document", "found"),
+    [
+        (
+            {
+                "Statement": [
+                    {
+                        "Action": "logs:*",
+                        "Resource": "arn:aws:logs:eu-west-1:123456789012:log-group:g",
+                    }
+                ]
+            },
+            ["action 'logs:*'"],
+        ),
+        ({"Statement": [{"Action": ["logs:PutLogEvents"], "Resource": "*"}]}, ["resource '*'"]),
+        (
+            {
+                "Statement": [
+                    {
+                        "Action": "logs:PutLogEvents",
+                        "Resource": "arn:aws:logs:eu-west-1:123456789012:log-group:*",
+                    }
+                ]
+            },
+            ["resource 'arn:aws:logs:eu-west-1:123456789012:log-group:*'"],
+        ),
+        (
+            {"Statement": {"Action": "s3:Get?bject", "Resource": "arn:aws:s3:::b/k"}},
+            ["action 's3:Get?bject'"],
+        ),
+        (
+            {"Statement": [{"NotAction": "iam:*", "Resource": "arn:aws:s3:::b"}]},
+            ["NotAction/NotResource grants everything not listed"],
+        ),
+        # The one scoped exception: the streams of one named log group.
+        (
+            {
+                "Statement": [
+                    {
+                        "Action": "logs:PutLogEvents",
+                        "Resource": "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/f:log-stream:*",  # noqa: E501
+                    }
+                ]
+            },
+            [],
+        ),
+    ],
+)
 def test_wildcard_detection(document: dict[str, Any], found: list[str]) -> None:
     assert wildcards(json.dumps(document)) == found
 
@@ -179,14 +348,26 @@ def test_pack_module_wraps_exactly_the_importable_policies() -> None:
     """Read, never import: constructing the PolicyPack would start its server."""
     main = PROJECT / "policies" / "infra" / "__main__.py"
     tree = ast.parse(main.read_text())
-    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)
-             and getattr(n.func, "id", None) == "PolicyPack"]
+    calls = [
+        n
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call) and getattr(n.func, "id", None) == "PolicyPack"
+    ]
     assert len(calls) == 1
     keywords = {k.arg: k.value for k in calls[0].keywords}
     assert isinstance(keywords["policies"], ast.Name) and keywords["policies"].id == "POLICIES"
     assert (PROJECT / "policies" / "infra" / "PulumiPolicy.yaml").is_file()
-    assert sorted(p.name for p in POLICIES) == sorted([
-        "keyops-prod-multi-region", "keyops-stage-throttled", "keyops-domain-tls12",
-        "keyops-secret-cmk-rotation", "keyops-endpoint-iam-no-wildcards", "keyops-log-retention",
-        "keyops-alarms-per-endpoint", "keyops-no-public-s3", "keyops-metrics-not-public",
-        "keyops-lambda-arm64"])
+    assert sorted(p.name for p in POLICIES) == sorted(
+        [
+            "keyops-prod-multi-region",
+            "keyops-stage-throttled",
+            "keyops-domain-tls12",
+            "keyops-secret-cmk-rotation",
+            "keyops-endpoint-iam-no-wildcards",
+            "keyops-log-retention",
+            "keyops-alarms-per-endpoint",
+            "keyops-no-public-s3",
+            "keyops-metrics-not-public",
+            "keyops-lambda-arm64",
+        ]
+    )

@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 
 from conftest import KeyRepo
-from keyops.commands.hygiene import AgeIssue, marker, sync_issues
-from keyops.github import GitHub, Request, Response
+from keyops.cli.commands.hygiene import AgeIssue, marker, sync_issues
+from keyops.cli.github import GitHub, Request, Response
 from test_approval_github import SLUG, TOKEN, Answer, Replay, Routes, RouteTable, replay
 
 __all__ = ["replay"]

@@ -9,16 +9,19 @@ import pytest
 import yaml
 
 from conftest import PROJECT
-from keyops.deploy.config import ConfigError, parse
+from keyops.core.errors import DeployConfigError
+from keyops.deploy.config import parse
 
 
 def shipped(stack: str) -> dict[str, Any]:
     """The stack file's keyops: settings, as the Pulumi CLI passes them (JSON text for objects)."""
     data = yaml.safe_load((PROJECT / "stacks" / f"Pulumi.{stack}.yaml").read_text())["config"]
     return {
-        k.split(":", 1)[1]: json.dumps(v) if isinstance(v, dict | list)
+        k.split(":", 1)[1]: json.dumps(v)
+        if isinstance(v, dict | list)
         else (str(v).lower() if isinstance(v, bool) else str(v))
-        for k, v in data.items() if k.startswith("keyops:")
+        for k, v in data.items()
+        if k.startswith("keyops:")
     }
 
 
@@ -29,14 +32,16 @@ def test_shipped_stacks_parse() -> None:
     assert prod.primary_region == "eu-west-1"
     assert prod.regional_domain("us-east-1") == "us-east-1.keys.example.com"
     assert prod.throttle is not None and (prod.throttle.rate_limit, prod.throttle.burst_limit) == (
-        2000, 4000)
+        2000,
+        4000,
+    )
     assert (prod.lambda_.architecture, prod.lambda_.memory_mb) == ("arm64", 512)
     assert (prod.log_retention_days, prod.bundle_ttl_days) == (90, 30)
     assert prod.credentials_stack == "prod"
 
 
 def refused(raw: dict[str, Any], stack: str = "prod") -> str:
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(DeployConfigError) as caught:
         parse(raw, stack)
     return caught.value.render()
 
@@ -46,7 +51,8 @@ def test_one_region_production_is_refused() -> None:
     assert refused(raw) == (
         "error: stacks/Pulumi.prod.yaml has 1 invalid setting(s): keyops:regions must list at "
         "least 2 regions for a production stack, got 1 (a single region is a single point of "
-        "failure). Fix them in stacks/Pulumi.prod.yaml (see docs/deploy.md, section Settings).")
+        "failure). Fix them in stacks/Pulumi.prod.yaml (see docs/deploy.md, section Settings)."
+    )
 
 
 def test_every_problem_is_reported_at_once() -> None:
@@ -77,19 +83,31 @@ def test_every_problem_is_reported_at_once() -> None:
         assert part in message, part
 
 
-@pytest.mark.parametrize(("key", "value", "expected"), [
-    ("regions", '["eu-west-1", "eu-west-1"]', "keyops:regions lists a region twice"),
-    ("regions", '["Europe"]', "keyops:regions has invalid AWS region names ['Europe']"),
-    ("domain", "Keys.Example.com", "keyops:domain must be a lowercase DNS name"),
-    ("bundleTtlDays", "0", "keyops:bundleTtlDays must be between 1 and 90, got 0"),
-    ("production", "yes", "keyops:production must be true or false, got 'yes'"),
-    ("alarms", "{not json", "keyops:alarms is not valid JSON"),
-    ("healthCheck", '{"intervalSeconds": 20, "failureThreshold": 3}',
-     "keyops:healthCheck.intervalSeconds must be 10 or 30 (Route 53), got 20"),
-    ("serverReaderRoleArns", '["arn:aws:iam::1:role/x"]',
-     "keyops:serverReaderRoleArns must be a list of IAM role ARNs"),
-    ("functionPolicyStatements", '[{"Action": "s3:GetObject"}]',
-     "keyops:functionPolicyStatements must be a list of IAM statements"),
-])
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("regions", '["eu-west-1", "eu-west-1"]', "keyops:regions lists a region twice"),
+        ("regions", '["Europe"]', "keyops:regions has invalid AWS region names ['Europe']"),
+        ("domain", "Keys.Example.com", "keyops:domain must be a lowercase DNS name"),
+        ("bundleTtlDays", "0", "keyops:bundleTtlDays must be between 1 and 90, got 0"),
+        ("production", "yes", "keyops:production must be true or false, got 'yes'"),
+        ("alarms", "{not json", "keyops:alarms is not valid JSON"),
+        (
+            "healthCheck",
+            '{"intervalSeconds": 20, "failureThreshold": 3}',
+            "keyops:healthCheck.intervalSeconds must be 10 or 30 (Route 53), got 20",
+        ),
+        (
+            "serverReaderRoleArns",
+            '["arn:aws:iam::1:role/x"]',
+            "keyops:serverReaderRoleArns must be a list of IAM role ARNs",
+        ),
+        (
+            "functionPolicyStatements",
+            '[{"Action": "s3:GetObject"}]',
+            "keyops:functionPolicyStatements must be a list of IAM statements",
+        ),
+    ],
+)
 def test_invalid_setting_is_named(key: str, value: str, expected: str) -> None:
     assert expected in refused(shipped("prod") | {key: value})

@@ -12,8 +12,14 @@ from conftest import PROJECT
 
 def make(*args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE")}
-    return subprocess.run(["make", "--no-print-directory", *args], cwd=PROJECT, env=env,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        ["make", "--no-print-directory", *args],
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 @pytest.mark.parametrize("target", ["preview", "deploy"])
@@ -25,20 +31,32 @@ def test_missing_cli_stops_with_install_message(target: str) -> None:
         "error: the pulumi CLI (/nonexistent/pulumi) is not installed. Install it with "
         "'curl -fsSL https://get.pulumi.com | sh' (or 'brew install pulumi'), log in to your "
         "state backend ('pulumi login s3://BUCKET' or 'pulumi login'), then run make "
-        f"{target} STACK=prod again. See docs/deploy.md.")
+        f"{target} STACK=prod again. See docs/deploy.md."
+    )
 
 
-@pytest.mark.parametrize(("target", "command"), [
-    ("preview", "preview --stack prod --policy-pack policies/infra --diff"),
-    ("deploy", "up --stack prod --policy-pack policies/infra --yes"),
-])
+@pytest.mark.parametrize(
+    ("target", "command"),
+    [
+        ("preview", "preview --stack prod --policy-pack policies/infra --diff"),
+        ("deploy", "up --stack prod --policy-pack policies/infra --yes"),
+    ],
+)
 def test_targets_wrap_pulumi_with_the_policy_pack(target: str, command: str) -> None:
     # -n prints the recipes without running them (nothing is installed or deployed).
-    proc = make("-n", target, "STACK=prod", "PULUMI=/opt/pulumi/bin/pulumi",
-                "PULUMI_ARGS=--yes" if target == "deploy" else "PULUMI_ARGS=")
+    proc = make(
+        "-n",
+        target,
+        "STACK=prod",
+        "PULUMI=/opt/pulumi/bin/pulumi",
+        "PULUMI_ARGS=--yes" if target == "deploy" else "PULUMI_ARGS=",
+    )
     assert proc.returncode == 0, proc.stderr
-    line = next(x for x in proc.stdout.splitlines() if "/opt/pulumi/bin/pulumi " in x
-                and "command -v" not in x)
+    line = next(
+        x
+        for x in proc.stdout.splitlines()
+        if "/opt/pulumi/bin/pulumi " in x and "command -v" not in x
+    )
     assert line.rstrip().endswith(f"/opt/pulumi/bin/pulumi {command}")
     # Only the dev stack gets the committed TEST-ONLY key.
     assert "dev-TEST-ONLY" not in line

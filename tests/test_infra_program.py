@@ -22,11 +22,18 @@ STAGE = "aws:apigatewayv2/stage:Stage"
 DOMAIN = "aws:apigatewayv2/domainName:DomainName"
 REGIONS = {"dev": ["eu-west-1", "us-east-1"], "prod": ["eu-west-1", "us-east-1", "ap-southeast-1"]}
 PER_REGION = {
-    FN: 1, STAGE: 1, DOMAIN: 2, "aws:apigatewayv2/api:Api": 1,
-    "aws:apigatewayv2/route:Route": 3, "aws:acm/certificate:Certificate": 1,
+    FN: 1,
+    STAGE: 1,
+    DOMAIN: 2,
+    "aws:apigatewayv2/api:Api": 1,
+    "aws:apigatewayv2/route:Route": 3,
+    "aws:acm/certificate:Certificate": 1,
     "aws:acm/certificateValidation:CertificateValidation": 1,
-    "aws:cloudwatch/metricAlarm:MetricAlarm": 3, "aws:cloudwatch/logGroup:LogGroup": 2,
-    "aws:iam/role:Role": 1, "aws:iam/rolePolicy:RolePolicy": 1, "aws:sns/topic:Topic": 1,
+    "aws:cloudwatch/metricAlarm:MetricAlarm": 3,
+    "aws:cloudwatch/logGroup:LogGroup": 2,
+    "aws:iam/role:Role": 1,
+    "aws:iam/rolePolicy:RolePolicy": 1,
+    "aws:sns/topic:Topic": 1,
     # two certificate validation records and the regional alias
     "aws:route53/record:Record": 3,
 }
@@ -38,8 +45,9 @@ def repo(tmp_path_factory: pytest.TempPathFactory, _template: tuple[Path, str, s
 
 
 @pytest.fixture(scope="module", params=["dev", "prod"])
-def run(request: pytest.FixtureRequest, repo: DeployRepo,
-        tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Run]:
+def run(
+    request: pytest.FixtureRequest, repo: DeployRepo, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[str, Run]:
     stack = request.param
     result = run_program(repo, stack, tmp_path_factory.mktemp(stack) / "run.json")
     assert result.error is None, result.error
@@ -62,8 +70,11 @@ def test_resources_per_region_use_that_regions_provider(run: tuple[str, Run]) ->
                 effective = resource["inputs"].get("region") or providers[resource["provider"]]
                 assert effective == region
     # Nothing may fall back to the default provider (the CLI's ambient region).
-    assert all(r["provider"] in providers for r in result.resources
-               if r["custom"] and not r["type"].startswith("pulumi:"))
+    assert all(
+        r["provider"] in providers
+        for r in result.resources
+        if r["custom"] and not r["type"].startswith("pulumi:")
+    )
 
 
 def test_throttling_tls_and_routes(run: tuple[str, Run]) -> None:
@@ -74,14 +85,17 @@ def test_throttling_tls_and_routes(run: tuple[str, Run]) -> None:
         assert (settings["throttlingRateLimit"], settings["throttlingBurstLimit"]) == expected
         assert "Authorization" not in stage["inputs"]["accessLogSettings"]["format"]
         assert "authorization" not in stage["inputs"]["accessLogSettings"]["format"].lower()
-    assert {d["inputs"]["domainNameConfiguration"]["securityPolicy"]
-            for d in result.of(DOMAIN)} == {"TLS_1_2"}
+    assert {
+        d["inputs"]["domainNameConfiguration"]["securityPolicy"] for d in result.of(DOMAIN)
+    } == {"TLS_1_2"}
     domain = {"dev": "keys.dev.example.com", "prod": "keys.example.com"}[stack]
     assert sorted(d["inputs"]["domainName"] for d in result.of(DOMAIN)) == sorted(
         [domain] * len(REGIONS[stack]) + [f"{r}.{domain}" for r in REGIONS[stack]]
     )
-    routes = {(r["region"], r["inputs"]["routeKey"]): r["inputs"]["authorizationType"]
-              for r in result.of("aws:apigatewayv2/route:Route")}
+    routes = {
+        (r["region"], r["inputs"]["routeKey"]): r["inputs"]["authorizationType"]
+        for r in result.of("aws:apigatewayv2/route:Route")
+    }
     for region in REGIONS[stack]:
         assert routes[(region, "GET /v1/credentials")] == "NONE"
         assert routes[(region, "GET /healthz")] == "NONE"
@@ -104,8 +118,9 @@ def test_front_door_latency_records_with_health_checks(run: tuple[str, Run]) -> 
     latency = [r for r in result.of("aws:route53/record:Record") if "latency" in r["name"]]
     assert sorted(r["inputs"]["setIdentifier"] for r in latency) == sorted(REGIONS[stack])
     check_ids = {c["id"]: c["inputs"]["fqdn"] for c in checks}
-    domains = {d["state"]["domainNameConfiguration"]["targetDomainName"]: d
-               for d in result.of(DOMAIN)}
+    domains = {
+        d["state"]["domainNameConfiguration"]["targetDomainName"]: d for d in result.of(DOMAIN)
+    }
     for record in latency:
         region = record["inputs"]["setIdentifier"]
         assert record["inputs"]["latencyRoutingPolicies"] == [{"region": region}]
@@ -138,21 +153,27 @@ def test_keyring_secret_replicated_with_rotating_cmk(run: tuple[str, Run]) -> No
     # Endpoint roles are denied on the secret and on the key (by their exact ARNs, which
     # need not exist yet); readers are allowed.
     roles = {r["state"]["arn"] for r in result.of("aws:iam/role:Role")}
-    assert roles == {f"arn:aws:iam::123456789012:role/keyops-{stack}-endpoint-{r}"
-                     for r in REGIONS[stack]}
-    policy = json.loads(result.one("aws:secretsmanager/secretPolicy:SecretPolicy")
-                        ["inputs"]["policy"])
+    assert roles == {
+        f"arn:aws:iam::123456789012:role/keyops-{stack}-endpoint-{r}" for r in REGIONS[stack]
+    }
+    policy = json.loads(
+        result.one("aws:secretsmanager/secretPolicy:SecretPolicy")["inputs"]["policy"]
+    )
     deny = next(s for s in policy["Statement"] if s["Effect"] == "Deny")
     assert set(deny["Condition"]["ArnEquals"]["aws:PrincipalArn"]) == roles
     assert deny["Action"] == ["secretsmanager:GetSecretValue"]
     allow = [s for s in policy["Statement"] if s["Effect"] == "Allow"]
     expected_readers = {
-        "dev": [], "prod": ["arn:aws:iam::111111111111:role/keyops-prod-auth-server"]}
+        "dev": [],
+        "prod": ["arn:aws:iam::111111111111:role/keyops-prod-auth-server"],
+    }
     assert [a for s in allow for a in s["Principal"]["AWS"]] == expected_readers[stack]
     key_policy = json.loads(key["inputs"]["policy"])
-    assert [s["Action"] for s in key_policy["Statement"] if s["Effect"] == "Deny"
-            and set(s["Condition"]["ArnEquals"]["aws:PrincipalArn"]) == roles] == [
-        ["kms:Decrypt"]]
+    assert [
+        s["Action"]
+        for s in key_policy["Statement"]
+        if s["Effect"] == "Deny" and set(s["Condition"]["ArnEquals"]["aws:PrincipalArn"]) == roles
+    ] == [["kms:Decrypt"]]
     # New function code ships only after the keyring value it may rely on.
     for fn in result.of(FN):
         assert version["urn"] in fn["dependencies"]
@@ -160,8 +181,11 @@ def test_keyring_secret_replicated_with_rotating_cmk(run: tuple[str, Run]) -> No
 
 def test_function_roles_only_write_their_own_logs(run: tuple[str, Run]) -> None:
     _stack, result = run
-    groups = {g["region"]: g["state"]["arn"] for g in result.of("aws:cloudwatch/logGroup:LogGroup")
-              if g["inputs"]["name"].startswith("/aws/lambda/")}
+    groups = {
+        g["region"]: g["state"]["arn"]
+        for g in result.of("aws:cloudwatch/logGroup:LogGroup")
+        if g["inputs"]["name"].startswith("/aws/lambda/")
+    }
     roles = {r["name"]: r for r in result.of("aws:iam/role:Role")}
     for policy in result.of("aws:iam/rolePolicy:RolePolicy"):
         document = json.loads(policy["inputs"]["policy"])
@@ -209,10 +233,14 @@ def test_outputs_and_their_secrecy(run: tuple[str, Run], repo: DeployRepo) -> No
     domain = {"dev": "keys.dev.example.com", "prod": "keys.example.com"}[stack]
     assert out["globalUrl"] == {"value": f"https://{domain}", "secret": False}
     assert out["regionalUrls"] == {
-        "value": {r: f"https://{r}.{domain}" for r in REGIONS[stack]}, "secret": False}
+        "value": {r: f"https://{r}.{domain}" for r in REGIONS[stack]},
+        "secret": False,
+    }
     assert out["keyringSecretArn"]["secret"] is False
-    assert out["keyringSecretArn"]["value"] == result.one(
-        "aws:secretsmanager/secret:Secret")["state"]["arn"]
+    assert (
+        out["keyringSecretArn"]["value"]
+        == result.one("aws:secretsmanager/secret:Secret")["state"]["arn"]
+    )
     # The fingerprint is derived from secrets: secret in state and in `pulumi stack output`.
     assert out["keyringFingerprint"]["secret"] is True
     jwks = out["jwks"]
@@ -236,7 +264,8 @@ def test_invalid_settings_stop_the_program_before_any_resource(
         "RunError: error: stacks/Pulumi.prod.yaml has 2 invalid setting(s): keyops:logRetention "
         "is not a known setting (check the spelling); keyops:regions must "
         "list at least 2 regions for a production stack, got 1 (a single region is a single point "
-        "of failure). Fix them in stacks/Pulumi.prod.yaml (see docs/deploy.md, section Settings).")
+        "of failure). Fix them in stacks/Pulumi.prod.yaml (see docs/deploy.md, section Settings)."
+    )
     assert result.resources == []
 
 
@@ -251,8 +280,7 @@ def test_a_policy_error_in_the_credentials_fails_the_deployment(
     ios.write_text(ios.read_text().replace("platform: ios", "platform: android"))
     result = run_program(copy, "prod", tmp_path / "run.json")
     assert result.error is not None
-    assert result.error.startswith(
-        "RunError: error: refusing to build stack 'prod': ")
+    assert result.error.startswith("RunError: error: refusing to build the bundle of stack 'prod': ")
     assert "credentials/prod/ios.yaml" in result.error
     assert result.resources == []
     assert not (copy.root / "build" / "lambda" / "prod" / "asset").exists()

@@ -114,7 +114,7 @@ def test_import_is_light() -> None:
     code = (
         "import sys, keyops.endpoint.lambda_handler\n"
         "heavy = ('pulumi', 'pulumi_aws', 'boto3', 'botocore', 'starlette', 'uvicorn', 'yaml',"
-        " 'jsonschema', 'keyops.loader', 'keyops.sops')\n"
+        " 'jsonschema', 'keyops.store.loader', 'keyops.store.sops')\n"
         "print(sorted(m for m in sys.modules if m.startswith(heavy)))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

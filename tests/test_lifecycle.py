@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from keyops import edit, lifecycle, sample
-from keyops.errors import UsageError
+from keyops.core import lifecycle
+from keyops.core.errors import UsageError
+from keyops.store import edit, sample
 
 D = dt.date.fromisoformat
 

@@ -15,10 +15,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from keyops import sample
-from keyops.findings import Severity
+from keyops.core.findings import Severity
 from keyops.policy import Context, evaluate, in_memory
-from keyops.settings import Settings
+from keyops.store import sample
+from keyops.store.settings import Settings
 
 START = dt.date(2026, 11, 27)
 IOS = "credentials/dev/ios.yaml"

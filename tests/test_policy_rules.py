@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from keyops import sample
 from keyops.policy import RULES, Context, Review, evaluate, in_memory
-from keyops.settings import Settings
+from keyops.store import sample
+from keyops.store.settings import Settings
 
 TODAY = dt.date(2026, 11, 27)
 HEAD_SHA = "c0ffee" * 6 + "abcd"
@@ -686,8 +686,8 @@ def test_cluster_consistent_allows_another_app_on_another_cluster() -> None:
 
 
 def test_dev_key_in_real_stack_reads_sops_metadata() -> None:
-    from keyops import yamlload
     from keyops.policy import replace_document
+    from keyops.store import yamlload
 
     head = in_memory(BASE)
     prod = copy.deepcopy(BASE[WEB])
@@ -726,7 +726,7 @@ def test_evaluate_without_base_runs_only_history_free_rules() -> None:
 
 
 def test_unknown_rule_id_in_only_is_a_usage_error() -> None:
-    from keyops.errors import UsageError
+    from keyops.core.errors import UsageError
 
     with pytest.raises(UsageError, match="unknown rule id"):
         run(only=("no-such-rule",))

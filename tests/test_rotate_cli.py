@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from conftest import KeyRepo
-from keyops import sample
+from keyops.store import sample
 
 IOS = "credentials/dev/ios.yaml"
 ANDROID = "credentials/dev/android.yaml"

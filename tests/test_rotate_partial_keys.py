@@ -6,7 +6,7 @@ import datetime as dt
 import secrets
 
 from conftest import KeyRepo, new_identity, sops_rules
-from keyops import sample
+from keyops.store import sample
 
 
 def _add_prod_without_its_key(keyrepo: KeyRepo) -> None:

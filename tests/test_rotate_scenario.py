@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from conftest import KeyRepo
-from keyops import sample
+from keyops.store import sample
 
 WEB = "credentials/dev/web.yaml"
 

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 from conftest import KeyRepo
-from keyops import sample
-from keyops.sops import find_binary
+from keyops.store import sample
+from keyops.store.sops import find_binary
 
 WRAPPER = """#!/bin/sh
 {{ printf '%s\\0' "$0" "$@"; printf '\\n--env--\\n'; env; printf '\\n--end--\\n'; }} >> {log}

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from conftest import KeyRepo
-from keyops import schema
+from keyops.store import schema
 from test_validate_support import expect_findings, findings, rewrite, run
 
 WEB = "credentials/dev/web.yaml"

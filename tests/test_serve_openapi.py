@@ -100,7 +100,7 @@ def test_real_answers_match_the_spec(server: Server, served_repo: KeyRepo) -> No
 
 
 def test_426_and_503_match_the_spec(keyrepo: KeyRepo, tmp_path: Path) -> None:
-    from keyops.bundle import build_bundle
+    from keyops.build.bundle import build_bundle
     from keyops.endpoint.core import Endpoint
 
     doc = keyrepo.decrypt("credentials/dev/ios.yaml")

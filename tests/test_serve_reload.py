@@ -14,9 +14,10 @@ from joserfc import jws
 from joserfc.jwk import ECKey
 
 from conftest import KeyRepo
-from keyops.bundle import BUNDLE_FILE, BUNDLE_TYP, Bundle, build_bundle
+from keyops.build.bundle import build_bundle, write_bundle
 from keyops.endpoint.core import Endpoint
 from keyops.endpoint.reload import BundleWatcher
+from keyops.protocol.bundle import BUNDLE_FILE, BUNDLE_TYP, Bundle
 
 
 def _b64json(part: str) -> Any:
@@ -47,7 +48,7 @@ def forge(bundle: Bundle, **changes: Any) -> bytes:
 @pytest.fixture
 def setup(keyrepo: KeyRepo, tmp_path: Path) -> tuple[Bundle, Path]:
     bundle = build_bundle(keyrepo.root, "dev", sops=keyrepo.sops())
-    bundle.write(tmp_path / "b")
+    write_bundle(bundle, tmp_path / "b")
     return bundle, tmp_path / "b" / BUNDLE_FILE
 
 
@@ -82,7 +83,7 @@ def test_lower_version_and_other_stack_are_refused(
 ) -> None:
     bundle, file = setup
     newer = build_bundle(keyrepo.root, "dev", sops=keyrepo.sops(), floor=bundle.bundle_version)
-    newer.write(file.parent)
+    write_bundle(newer, file.parent)
     endpoint = Endpoint()
     watcher = BundleWatcher(file, endpoint)
     assert watcher.check() and endpoint.bundle.bundle_version == newer.bundle_version

@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 
 import test_fetch_support as support
-from keyops import sample
-from keyops.commands.smoke import PROBE_INSTALL_ID, bucket, expected_ids
-from keyops.model import ClientFile
+from keyops.cli.commands.smoke import PROBE_INSTALL_ID, bucket, expected_ids
+from keyops.core.model import ClientFile
+from keyops.store import sample
 from test_fetch_support import Served, closed_url
 
 two_servers = support.two_servers  # the fixture, under its name

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from conftest import KeyRepo
-from keyops import sops as sops_module
-from keyops.errors import SopsFileError
+from keyops.core.errors import SopsFileError
+from keyops.store import sops as sops_module
 from test_validate_support import findings, run
 
 REAL_SOPS = sops_module.find_binary()

@@ -90,7 +90,8 @@ def test_bad_now(keyrepo: KeyRepo) -> None:
     proc = run(keyrepo, "status", "--now", "yesterday")
     assert (proc.returncode, proc.stderr) == (
         2,
-        "error: --now 'yesterday' is not an ISO date. Use YYYY-MM-DD.\n",
+        "error: --now 'yesterday' is neither a date nor an ISO 8601 time. "
+        "Use YYYY-MM-DD (e.g. 2026-11-27) or a time such as 2026-11-27T12:00:00Z.\n",
     )
 
 

@@ -91,7 +91,7 @@ def test_file_copied_from_another_stack(keyrepo: KeyRepo) -> None:
     """Encrypted for prod, dropped into dev: reported, and not a crash for the missing key."""
     _, prod = new_identity()
     keyrepo.path(".sops.yaml").write_text(sops_rules({"dev": [keyrepo.recipient], "prod": [prod]}))
-    from keyops import sample
+    from keyops.store import sample
 
     document = keyrepo.decrypt("credentials/dev/web.yaml")
     copied = keyrepo.sops().encrypt(sample.dump_yaml(document), "credentials/prod/web.yaml")

@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 import yaml
 
-from keyops import cli
-from keyops.errors import KeyopsError
+from keyops.cli import main as cli
+from keyops.core.errors import KeyopsError
 
 PROJECT = Path(__file__).resolve().parents[1]
 WORKFLOWS = PROJECT / ".github" / "workflows"
@@ -313,7 +313,7 @@ def test_hygiene_workflow() -> None:
 
 
 def test_deploy_dispatch_input_matches_what_hygiene_sends() -> None:
-    from keyops.commands.hygiene import dispatch_input
+    from keyops.cli.commands.hygiene import dispatch_input
 
     options = load("deploy.yml")["on"]["workflow_dispatch"]["inputs"]["stack"]["options"]
     assert dispatch_input(["dev"]) in options

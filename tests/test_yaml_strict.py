@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import KeyRepo
-from keyops import yamlload
+from keyops.store import yamlload
 from test_validate_support import findings, run
 
 REL = "credentials/dev/extra.yaml"

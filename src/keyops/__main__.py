@@ -1,3 +1,3 @@
-from keyops.cli import main
+from keyops.cli.main import main
 
 raise SystemExit(main())

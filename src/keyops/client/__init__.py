@@ -14,8 +14,9 @@ Only the standard library does HTTP here, and joserfc does the JOSE: nothing els
 
 from keyops.client.cache import Cache
 from keyops.client.config import ClientConfig, load
-from keyops.client.fetcher import Fetcher, NothingUsable, Policy, Reaction, Result
+from keyops.client.fetcher import Fetcher, Policy, Reaction, Result
 from keyops.client.token import Identity
+from keyops.core.errors import NothingUsable
 
 __all__ = [
     "Cache",

@@ -5,24 +5,21 @@ cached entry is verified against the pinned keys again every time it is read: a 
 edited by malware or a backup restore cannot inject a key. The file also remembers the highest
 ``bundle_version`` accepted (the rollback watermark).
 
-Writes are atomic, mode 0600 and read back (:func:`keyops.client.files.write_private`).
+Writes are atomic, mode 0600 and read back (:func:`keyops.core.atomic.write_atomic`).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from keyops.client.files import write_private
-from keyops.errors import KeyopsError
+from keyops.core.atomic import PRIVATE, write_atomic
+from keyops.core.errors import CacheError, WriteError
 
 FORMAT = "keyops-client-cache/1"
-
-
-class CacheError(KeyopsError):
-    """The cache could not be written (the fetch itself still succeeded)."""
 
 
 @dataclass(frozen=True)
@@ -65,12 +62,20 @@ class Cache:
     def store(self, entry: CacheEntry) -> None:
         data = json.dumps({"format": FORMAT, **asdict(entry)}, sort_keys=True).encode()
         try:
-            write_private(self.path, data)
-        except OSError as exc:
+            write_atomic(self.path, data, mode=PRIVATE, verify=_reads_back(data))
+        except WriteError as exc:
             raise CacheError(
-                f"cannot write the cache {self.path} ({exc.strerror or exc})",
+                f"cannot write the cache {self.path} ({exc.reason})",
                 "Check the directory exists and is writable.",
             ) from None
+
+
+def _reads_back(data: bytes) -> Callable[[Path], None]:
+    def check(temp: Path) -> None:
+        if temp.read_bytes() != data:
+            raise WriteError(str(temp), "it did not read back as written", "Check the disk.")
+
+    return check
 
 
 def _entry(data: Any) -> CacheEntry:

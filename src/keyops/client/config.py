@@ -16,21 +16,14 @@ from urllib.parse import urlsplit
 
 from joserfc.jwk import ECKey
 
-from keyops import b64
-from keyops.errors import InputError
+from keyops.core import b64
+from keyops.core.errors import ClientConfigError, InputError
 
 KEY_RE = re.compile(r"^[0-9a-f]{20}$")
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{2,62}$")
 #: Shortest HMAC key accepted (DESIGN.md section 4: at least 32 random bytes).
 MIN_SECRET_BYTES = 32
-FIX = "Regenerate it with 'keyops client-config --stack S --client C --out FILE'."
-
-
-class ConfigError(InputError):
-    """The bootstrap configuration is unusable (exit 2)."""
-
-    def __init__(self, where: str, problem: str, fix: str = FIX) -> None:
-        super().__init__(f"client config {where}: {problem}", fix)
+FIX = ClientConfigError.FIX
 
 
 @dataclass(frozen=True)
@@ -58,19 +51,19 @@ class ClientConfig:
 def _string(data: dict[str, Any], name: str, where: str) -> str:
     value = data.get(name)
     if not isinstance(value, str) or not value:
-        raise ConfigError(f"{where}.{name}", "missing or not a non-empty string")
+        raise ClientConfigError(f"{where}.{name}", "missing or not a non-empty string")
     return value
 
 
 def _endpoints(data: dict[str, Any]) -> tuple[str, ...]:
     value = data.get("endpoints")
     if not isinstance(value, list) or not value:
-        raise ConfigError("$.endpoints", "must be a non-empty list of base URLs")
+        raise ClientConfigError("$.endpoints", "must be a non-empty list of base URLs")
     out: list[str] = []
     for i, url in enumerate(value):
         parts = urlsplit(url) if isinstance(url, str) else None
         if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(f"$.endpoints[{i}]", "not an http(s) base URL")
+            raise ClientConfigError(f"$.endpoints[{i}]", "not an http(s) base URL")
         out.append(url.rstrip("/"))
     return tuple(out)
 
@@ -78,17 +71,17 @@ def _endpoints(data: dict[str, Any]) -> tuple[str, ...]:
 def _request_auth(data: dict[str, Any]) -> tuple[str, bytes]:
     auth = data.get("request_auth")
     if not isinstance(auth, dict):
-        raise ConfigError("$.request_auth", "missing or not an object")
+        raise ClientConfigError("$.request_auth", "missing or not an object")
     kid = _string(auth, "kid", "$.request_auth")
     if auth.get("alg") != "HS256":
-        raise ConfigError("$.request_auth.alg", 'must be "HS256"')
+        raise ClientConfigError("$.request_auth.alg", 'must be "HS256"')
     raw = _string(auth, "secret", "$.request_auth")
     try:
         secret = b64.decode(raw)
     except ValueError:
-        raise ConfigError("$.request_auth.secret", "is not base64url") from None
+        raise ClientConfigError("$.request_auth.secret", "is not base64url") from None
     if len(secret) < MIN_SECRET_BYTES:
-        raise ConfigError(
+        raise ClientConfigError(
             "$.request_auth.secret", f"decodes to fewer than {MIN_SECRET_BYTES} bytes"
         )
     return kid, secret
@@ -98,22 +91,22 @@ def _pinned(data: dict[str, Any]) -> dict[str, ECKey]:
     jwks = data.get("pinned_keys")
     keys = jwks.get("keys") if isinstance(jwks, dict) else None
     if not isinstance(keys, list) or not keys:
-        raise ConfigError("$.pinned_keys", "must be a JWKS with at least one key")
+        raise ClientConfigError("$.pinned_keys", "must be a JWKS with at least one key")
     pinned: dict[str, ECKey] = {}
     for i, item in enumerate(keys):
         where = f"$.pinned_keys.keys[{i}]"
         if not isinstance(item, dict) or item.get("kty") != "EC" or item.get("crv") != "P-256":
-            raise ConfigError(where, "must be an EC P-256 public key (ES256)")
+            raise ClientConfigError(where, "must be an EC P-256 public key (ES256)")
         if "d" in item:
             # A private signing key in an app build would let anyone who unpacks the app sign.
-            raise ConfigError(where, "holds a private key ('d'); pin public keys only")
+            raise ClientConfigError(where, "holds a private key ('d'); pin public keys only")
         kid = _string(item, "kid", where)
         if kid in pinned:
-            raise ConfigError(f"{where}.kid", f"{kid!r} is pinned twice")
+            raise ClientConfigError(f"{where}.kid", f"{kid!r} is pinned twice")
         try:
             pinned[kid] = ECKey.import_key(dict(item))
         except Exception:  # joserfc and cryptography raise several types for a bad point
-            raise ConfigError(where, "is not a valid P-256 public key") from None
+            raise ClientConfigError(where, "is not a valid P-256 public key") from None
     return pinned
 
 
@@ -123,21 +116,21 @@ def _bundled(data: dict[str, Any]) -> BundledKey | None:
         return None
     where = "$.bundled_fallback"
     if not isinstance(value, dict):
-        raise ConfigError(where, "must be an object {credential_id, key, cluster}")
+        raise ClientConfigError(where, "must be an object {credential_id, key, cluster}")
     cred = _string(value, "credential_id", where)
     key = _string(value, "key", where)
     cluster = _string(value, "cluster", where)
     if not ID_RE.match(cred):
-        raise ConfigError(f"{where}.credential_id", "is not a credential id")
+        raise ClientConfigError(f"{where}.credential_id", "is not a credential id")
     if not KEY_RE.match(key):
-        raise ConfigError(f"{where}.key", "is not 20 lowercase hex characters")
+        raise ClientConfigError(f"{where}.key", "is not 20 lowercase hex characters")
     return BundledKey(cred, key, cluster)
 
 
 def parse(data: Any) -> ClientConfig:
     """Validate a decoded bootstrap document into a :class:`ClientConfig`."""
     if not isinstance(data, dict):
-        raise ConfigError("$", "must be a JSON object")
+        raise ClientConfigError("$", "must be a JSON object")
     kid, secret = _request_auth(data)
     pinned = _pinned(data)
     return ClientConfig(
@@ -162,7 +155,7 @@ def load(path: Path) -> ClientConfig:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ConfigError(
+        raise ClientConfigError(
             f"{path} line {exc.lineno} column {exc.colno}", f"not JSON ({exc.msg})"
         ) from None
     return parse(data)

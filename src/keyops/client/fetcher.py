@@ -31,11 +31,11 @@ from typing import Literal
 
 from keyops.client import token as tokens
 from keyops.client.backoff import Backoff
-from keyops.client.cache import Cache, CacheEntry, CacheError
+from keyops.client.cache import Cache, CacheEntry
 from keyops.client.config import ClientConfig
-from keyops.client.transport import Request, Response, Transport, TransportError, http_transport
-from keyops.client.verify import Verified, VerifyError, open_response, verify_signed
-from keyops.errors import KeyopsError
+from keyops.client.transport import Request, Response, Transport, http_transport
+from keyops.client.verify import Verified, open_response, verify_signed
+from keyops.core.errors import CacheError, NothingUsable, TransportError, VerifyError
 
 PATH = "/v1/credentials"
 #: Statuses after which the same endpoint may well answer differently a moment later.
@@ -48,20 +48,6 @@ BACKOFF_CODES: dict[int, Backoff] = {4004: Backoff(30.0, 900.0), 4100: Backoff(1
 RECONNECT_BACKOFF = Backoff(1.0, 60.0)
 
 Source = str  # an endpoint base URL, "cache" or "bundled"
-
-
-class NothingUsable(KeyopsError):
-    """Every endpoint failed and there is neither a usable cache nor a bundled key (exit 1)."""
-
-    exit_code = 1
-
-    def __init__(self, attempts: tuple[Attempt, ...], notes: tuple[str, ...]) -> None:
-        super().__init__(
-            "no usable Pusher key: every endpoint failed, and there is no cached or bundled key",
-            "See the attempts above; check the network and the endpoints' /healthz.",
-        )
-        self.attempts = attempts
-        self.notes = notes
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from joserfc import jwt
 from joserfc.jwk import ECKey, OctKey
 
 from keyops.client.config import ClientConfig
-from keyops.errors import UsageError
+from keyops.core.errors import UsageError
 
 INSTALL_ID_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 # Semantic Versioning 2.0.0, the grammar the server compares app versions with.

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from keyops.core.errors import TransportError
+
 #: Larger answers are refused: a v1 credential response is about 1.5 KB.
 MAX_BODY = 64 * 1024
 
@@ -39,10 +41,6 @@ class Response:
     def header(self, name: str) -> str | None:
         wanted = name.lower()
         return next((v for k, v in self.headers.items() if k.lower() == wanted), None)
-
-
-class TransportError(Exception):
-    """No HTTP answer: the endpoint is down, unreachable or too slow. Worth trying another."""
 
 
 Transport = Callable[[Request], Response]

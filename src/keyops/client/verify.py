@@ -23,22 +23,12 @@ from joserfc import jwe, jws
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
 
-from keyops import b64
 from keyops.client.config import ID_RE, KEY_RE, ClientConfig
-from keyops.errors import KeyopsError
+from keyops.core import b64
+from keyops.core.errors import VerifyError
 
 JWE_ALGORITHMS = ("ECDH-ES+A256KW", "A256GCM")
 JWS_ALGORITHMS = ("ES256",)
-
-
-class VerifyError(KeyopsError):
-    """An answer that must not be used. ``reason`` is a stable short code for logs and tests."""
-
-    exit_code = 1
-
-    def __init__(self, reason: str, what: str) -> None:
-        super().__init__(what)
-        self.reason = reason
 
 
 @dataclass(frozen=True)

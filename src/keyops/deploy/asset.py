@@ -2,7 +2,7 @@
 
 Layout of the asset directory (it becomes ``/var/task`` in the function)::
 
-    keyops/             the package, without keyops.deploy (pulumi has no place in the function)
+    keyops/             keyops.core, keyops.protocol and keyops.endpoint: what the handler runs
     joserfc/ ...        runtime dependencies, built for the Lambda platform
     bundle/             the stack's signed bundle (static data: the read path needs no store)
     keyops-asset.json   what was built, how, and for which platform (no secrets)
@@ -40,7 +40,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 import keyops
-from keyops.errors import KeyopsError
+from keyops.core.errors import AssetError
 
 HANDLER = "keyops.endpoint.lambda_handler.handler"
 RUNTIME = "python3.12"
@@ -50,12 +50,11 @@ MANIFEST = "keyops-asset.json"
 SERVER_REQUIREMENTS: tuple[str, ...] = ("joserfc",)
 PLATFORMS = {"arm64": "manylinux2014_aarch64", "x86_64": "manylinux2014_x86_64"}
 STRATEGIES = ("auto", "pip", "copy")
-#: Parts of the package that never belong in the function.
-EXCLUDED_PACKAGE_PARTS = ("deploy", "__pycache__")
-
-
-class AssetError(KeyopsError):
-    """The Lambda asset could not be built."""
+#: The parts of the keyops package the function ships (the import contract in pyproject.toml
+#: keeps them free of everything else).
+SERVER_PACKAGES = ("core", "protocol", "endpoint")
+#: Files of those packages that serve ``keyops serve`` only (they import starlette).
+EXCLUDED_FILES = frozenset({"endpoint/asgi.py"})
 
 
 @dataclass(frozen=True)
@@ -99,15 +98,21 @@ def is_pure(dist: metadata.Distribution) -> bool:
 
 
 def _copy_package(target: Path) -> None:
+    """Only the packages the endpoint imports: the function holds nothing it does not run."""
     source = Path(keyops.__file__).resolve().parent
+    dest = target / "keyops"
+    dest.mkdir(parents=True)
+    for name in ("__init__.py", "py.typed"):
+        if (source / name).is_file():
+            shutil.copy2(source / name, dest / name)
 
     def ignore(directory: str, names: list[str]) -> set[str]:
-        skip = {n for n in names if n.endswith((".pyc", ".pyo"))}
-        if Path(directory) == source:
-            skip |= {n for n in names if n in EXCLUDED_PACKAGE_PARTS}
-        return skip | {n for n in names if n == "__pycache__"}
+        here = Path(directory).relative_to(source).as_posix()
+        skip = {n for n in names if n == "__pycache__" or n.endswith((".pyc", ".pyo"))}
+        return skip | {n for n in names if f"{here}/{n}" in EXCLUDED_FILES}
 
-    shutil.copytree(source, target / "keyops", ignore=ignore)
+    for package in SERVER_PACKAGES:
+        shutil.copytree(source / package, dest / package, ignore=ignore)
 
 
 def _copy_distributions(dists: Sequence[metadata.Distribution], target: Path) -> None:
@@ -136,12 +141,16 @@ def _compile(root: Path, runtime: str) -> bool:
     if runtime != f"python{sys.version_info.major}.{sys.version_info.minor}":
         return False
     ok = compileall.compile_dir(
-        root, quiet=2, workers=1,
+        root,
+        quiet=2,
+        workers=1,
         invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
     )
     if not ok:
-        raise AssetError(f"byte-compiling the asset in {root} failed",
-                         "Check that every module of the asset is valid Python.")
+        raise AssetError(
+            f"byte-compiling the asset in {root} failed",
+            "Check that every module of the asset is valid Python.",
+        )
     return True
 
 
@@ -164,10 +173,24 @@ def pip_command(
     target: Path, pins: Sequence[str], platform: str, python_version: str, pip_args: Sequence[str]
 ) -> list[str]:
     return [
-        sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-        "--no-compile", "--target", str(target), "--platform", platform,
-        "--implementation", "cp", "--python-version", python_version,
-        "--only-binary=:all:", *pip_args, *pins,
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-compile",
+        "--target",
+        str(target),
+        "--platform",
+        platform,
+        "--implementation",
+        "cp",
+        "--python-version",
+        python_version,
+        "--only-binary=:all:",
+        *pip_args,
+        *pins,
     ]
 
 
@@ -179,8 +202,9 @@ def _pip_install(
     try:
         proc = subprocess.run(command, capture_output=True, text=True, timeout=600)
     except subprocess.TimeoutExpired:
-        raise AssetError("pip did not finish within 600 s", "Check network access to PyPI.")\
-            from None
+        raise AssetError(
+            "pip did not finish within 600 s", "Check network access to PyPI."
+        ) from None
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
         raise AssetError(
@@ -223,8 +247,10 @@ def build_asset(
                 binary = [d.metadata["Name"] for d in dists if not is_pure(d)]
                 if strategy == "pip" or binary:
                     if binary and strategy == "auto":
-                        err.fix += (f" Copying from this machine is not an option: "
-                                    f"{', '.join(binary)} ship compiled code for this platform.")
+                        err.fix += (
+                            f" Copying from this machine is not an option: "
+                            f"{', '.join(binary)} ship compiled code for this platform."
+                        )
                     raise
                 used = "copy"
         if used == "copy":

@@ -14,13 +14,35 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from keyops.errors import KeyopsError
+from keyops.core.errors import DeployConfigError
 
 NAMESPACE = "keyops"
 
 #: CloudWatch Logs only accepts these retention periods.
-LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096,
-                      1827, 2192, 2557, 2922, 3288, 3653)
+LOG_RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
 REGION_RE = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
 DOMAIN_RE = re.compile(r"^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 ZONE_ID_RE = re.compile(r"^Z[A-Z0-9]{1,32}$")
@@ -28,15 +50,23 @@ ROLE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[A-Za-z0-9+=,.@_/-]{
 STACK_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
 HEALTH_INTERVALS = (10, 30)
 
-KNOWN_KEYS = frozenset({
-    "production", "credentialsStack", "regions", "domain", "hostedZoneId", "throttle", "lambda",
-    "logRetentionDays", "alarms", "bundleTtlDays", "healthCheck", "serverReaderRoleArns",
-    "functionPolicyStatements",
-})
-
-
-class ConfigError(KeyopsError):
-    """One or more stack settings are missing or invalid."""
+KNOWN_KEYS = frozenset(
+    {
+        "production",
+        "credentialsStack",
+        "regions",
+        "domain",
+        "hostedZoneId",
+        "throttle",
+        "lambda",
+        "logRetentionDays",
+        "alarms",
+        "bundleTtlDays",
+        "healthCheck",
+        "serverReaderRoleArns",
+        "functionPolicyStatements",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -165,8 +195,15 @@ class _Reader:
         self.fail(key, f"must be true or false, got {value!r}")
         return default
 
-    def string(self, key: str, pattern: re.Pattern[str], hint: str, *, required: bool = True,
-               default: str = "") -> str:
+    def string(
+        self,
+        key: str,
+        pattern: re.Pattern[str],
+        hint: str,
+        *,
+        required: bool = True,
+        default: str = "",
+    ) -> str:
         value = self.value(key, required=required)
         if value is None:
             return default
@@ -183,7 +220,7 @@ class _Reader:
 def parse(raw: Mapping[str, Any], stack: str, *, source: str = "") -> DeployConfig:
     """Validate ``raw`` (keys without the ``keyops:`` prefix) and build the stack's settings.
 
-    Raises :class:`ConfigError` listing every problem when anything is missing or invalid.
+    Raises :class:`DeployConfigError` listing every problem when anything is missing or invalid.
     """
     source = source or f"stacks/Pulumi.{stack}.yaml"
     r = _Reader(raw, source)
@@ -191,8 +228,9 @@ def parse(raw: Mapping[str, Any], stack: str, *, source: str = "") -> DeployConf
         r.fail(extra, "is not a known setting (check the spelling)")
 
     production = r.boolean("production", default=False)
-    credentials_stack = r.string("credentialsStack", STACK_RE, "a stack name", required=False,
-                                 default=stack)
+    credentials_stack = r.string(
+        "credentialsStack", STACK_RE, "a stack name", required=False, default=stack
+    )
     regions = _regions(r, production)
     domain = r.string("domain", DOMAIN_RE, "a lowercase DNS name like keys.example.com")
     zone = r.string("hostedZoneId", ZONE_ID_RE, "a Route 53 hosted zone id like Z0123456789ABC")
@@ -205,27 +243,37 @@ def parse(raw: Mapping[str, Any], stack: str, *, source: str = "") -> DeployConf
     )
 
     lam = r.obj("lambda")
-    r.unknown(frozenset({"memoryMb", "architecture", "reservedConcurrency", "timeoutSeconds"}),
-              "lambda", lam)
+    r.unknown(
+        frozenset({"memoryMb", "architecture", "reservedConcurrency", "timeoutSeconds"}),
+        "lambda",
+        lam,
+    )
     arch = lam.get("architecture")
     if arch not in ("arm64", "x86_64"):
         r.fail("lambda.architecture", f"must be arm64 or x86_64, got {arch!r}")
     lambda_ = LambdaSettings(
         memory_mb=r.integer("lambda.memoryMb", lam.get("memoryMb"), 128, 10_240),
         architecture=str(arch),
-        reserved_concurrency=r.integer("lambda.reservedConcurrency",
-                                       lam.get("reservedConcurrency"), 1, 10_000),
+        reserved_concurrency=r.integer(
+            "lambda.reservedConcurrency", lam.get("reservedConcurrency"), 1, 10_000
+        ),
         timeout_seconds=r.integer("lambda.timeoutSeconds", lam.get("timeoutSeconds", 10), 1, 30),
     )
 
     retention = r.integer("logRetentionDays", r.value("logRetentionDays"), 1, 3653)
     if retention and retention not in LOG_RETENTION_DAYS:
-        r.fail("logRetentionDays", f"must be one of CloudWatch's periods "
-               f"{', '.join(map(str, LOG_RETENTION_DAYS))}, got {retention}")
+        r.fail(
+            "logRetentionDays",
+            f"must be one of CloudWatch's periods "
+            f"{', '.join(map(str, LOG_RETENTION_DAYS))}, got {retention}",
+        )
 
     a = r.obj("alarms")
-    r.unknown(frozenset({"errors5xx", "latencyP99Ms", "throttles", "periodSeconds",
-                         "evaluationPeriods"}), "alarms", a)
+    r.unknown(
+        frozenset({"errors5xx", "latencyP99Ms", "throttles", "periodSeconds", "evaluationPeriods"}),
+        "alarms",
+        a,
+    )
     period = r.integer("alarms.periodSeconds", a.get("periodSeconds"), 10, 86_400)
     if period and period not in (10, 30) and period % 60:
         r.fail("alarms.periodSeconds", f"must be 10, 30 or a multiple of 60, got {period}")
@@ -234,8 +282,9 @@ def parse(raw: Mapping[str, Any], stack: str, *, source: str = "") -> DeployConf
         latency_p99_ms=r.integer("alarms.latencyP99Ms", a.get("latencyP99Ms"), 1, 30_000),
         throttles=r.integer("alarms.throttles", a.get("throttles"), 0, 1_000_000),
         period_seconds=period,
-        evaluation_periods=r.integer("alarms.evaluationPeriods", a.get("evaluationPeriods"),
-                                     1, 100),
+        evaluation_periods=r.integer(
+            "alarms.evaluationPeriods", a.get("evaluationPeriods"), 1, 100
+        ),
     )
 
     h = r.value("healthCheck", required=False) or {"intervalSeconds": 30, "failureThreshold": 3}
@@ -248,21 +297,26 @@ def parse(raw: Mapping[str, Any], stack: str, *, source: str = "") -> DeployConf
         r.fail("healthCheck.intervalSeconds", f"must be 10 or 30 (Route 53), got {interval}")
     health = HealthCheck(
         interval_seconds=interval,
-        failure_threshold=r.integer("healthCheck.failureThreshold", h.get("failureThreshold"),
-                                    1, 10),
+        failure_threshold=r.integer(
+            "healthCheck.failureThreshold", h.get("failureThreshold"), 1, 10
+        ),
     )
 
     readers = r.value("serverReaderRoleArns", required=False) or []
     if not isinstance(readers, list) or not all(
         isinstance(x, str) and ROLE_ARN_RE.fullmatch(x) for x in readers
     ):
-        r.fail("serverReaderRoleArns", "must be a list of IAM role ARNs "
-               "(arn:aws:iam::<account>:role/<name>)")
+        r.fail(
+            "serverReaderRoleArns",
+            "must be a list of IAM role ARNs (arn:aws:iam::<account>:role/<name>)",
+        )
         readers = []
     statements = r.value("functionPolicyStatements", required=False) or []
     if not isinstance(statements, list) or not all(_statement_ok(s) for s in statements):
-        r.fail("functionPolicyStatements", "must be a list of IAM statements with Effect, "
-               "Action and Resource")
+        r.fail(
+            "functionPolicyStatements",
+            "must be a list of IAM statements with Effect, Action and Resource",
+        )
         statements = []
 
     config = DeployConfig(
@@ -282,7 +336,7 @@ def parse(raw: Mapping[str, Any], stack: str, *, source: str = "") -> DeployConf
         function_policy_statements=tuple(statements),
     )
     if r.problems:
-        raise ConfigError(
+        raise DeployConfigError(
             f"{source} has {len(r.problems)} invalid setting(s): " + "; ".join(r.problems),
             f"Fix them in {source} (see docs/deploy.md, section Settings).",
         )
@@ -302,8 +356,11 @@ def _regions(r: _Reader, production: bool) -> tuple[str, ...]:
     if len(set(map(str, value))) != len(value):
         r.fail("regions", "lists a region twice")
     if production and len(value) < 2:
-        r.fail("regions", f"must list at least 2 regions for a production stack, got {len(value)}"
-               " (a single region is a single point of failure)")
+        r.fail(
+            "regions",
+            f"must list at least 2 regions for a production stack, got {len(value)}"
+            " (a single region is a single point of failure)",
+        )
     return tuple(str(x) for x in value)
 
 

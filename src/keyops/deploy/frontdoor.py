@@ -58,11 +58,13 @@ class GlobalFrontDoor(pulumi.ComponentResource):
                 set_identifier=region,
                 latency_routing_policies=[{"region": region}],
                 health_check_id=check.id,
-                aliases=[{
-                    "name": endpoint.global_target,
-                    "zone_id": endpoint.global_zone,
-                    "evaluate_target_health": True,
-                }],
+                aliases=[
+                    {
+                        "name": endpoint.global_target,
+                        "zone_id": endpoint.global_zone,
+                        "evaluate_target_health": True,
+                    }
+                ],
                 opts=o,
             )
         self.url = pulumi.Output.from_input(f"https://{config.domain}")

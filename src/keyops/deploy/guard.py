@@ -34,10 +34,16 @@ from pulumi_policy import (
 from keyops.deploy.iam import LAMBDA_SERVICE, wildcards
 
 PUBLIC_ACLS = frozenset({"public-read", "public-read-write", "authenticated-read"})
-PUBLIC_GRANTEES = ("http://acs.amazonaws.com/groups/global/AllUsers",
-                   "http://acs.amazonaws.com/groups/global/AuthenticatedUsers")
-PUBLIC_ACCESS_FLAGS = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls",
-                       "restrictPublicBuckets")
+PUBLIC_GRANTEES = (
+    "http://acs.amazonaws.com/groups/global/AllUsers",
+    "http://acs.amazonaws.com/groups/global/AuthenticatedUsers",
+)
+PUBLIC_ACCESS_FLAGS = (
+    "blockPublicAcls",
+    "blockPublicPolicy",
+    "ignorePublicAcls",
+    "restrictPublicBuckets",
+)
 FUNCTION = "aws:lambda/function:Function"
 STAGE = "aws:apigatewayv2/stage:Stage"
 DOMAIN = "aws:apigatewayv2/domainName:DomainName"
@@ -103,8 +109,7 @@ def _of(resources: Sequence[Seen], *types: str) -> list[Seen]:
 
 def _ids(resource: Seen) -> set[str]:
     """Every value another resource may use to refer to this one."""
-    return {str(resource.props[k]) for k in ("id", "arn", "name", "keyId")
-            if resource.props.get(k)}
+    return {str(resource.props[k]) for k in ("id", "arn", "name", "keyId") if resource.props.get(k)}
 
 
 def _json(value: Any) -> Any:
@@ -145,8 +150,11 @@ def stage_throttled(args: ResourceValidationArgs, report: ReportViolation) -> No
     rate = settings.get("throttlingRateLimit")
     burst = settings.get("throttlingBurstLimit")
     if not rate or not burst or rate <= 0 or burst <= 0:
-        report(f"stage {args.name!r} has no throttling: set defaultRouteSettings "
-               "throttlingRateLimit and throttlingBurstLimit (keyops:throttle)", None)
+        report(
+            f"stage {args.name!r} has no throttling: set defaultRouteSettings "
+            "throttlingRateLimit and throttlingBurstLimit (keyops:throttle)",
+            None,
+        )
 
 
 def domain_tls12(args: ResourceValidationArgs, report: ReportViolation) -> None:
@@ -157,8 +165,11 @@ def domain_tls12(args: ResourceValidationArgs, report: ReportViolation) -> None:
     else:
         return
     if policy != "TLS_1_2":
-        report(f"custom domain {args.name!r} allows TLS below 1.2 (securityPolicy "
-               f"{policy!r}); use TLS_1_2", None)
+        report(
+            f"custom domain {args.name!r} allows TLS below 1.2 (securityPolicy "
+            f"{policy!r}); use TLS_1_2",
+            None,
+        )
 
 
 def lambda_arm64(args: ResourceValidationArgs, report: ReportViolation) -> None:
@@ -171,11 +182,15 @@ def lambda_arm64(args: ResourceValidationArgs, report: ReportViolation) -> None:
 def metrics_not_public(args: ResourceValidationArgs, report: ReportViolation) -> None:
     if args.resource_type != ROUTE:
         return
-    if str(args.props.get("routeKey", "")).endswith(" /metrics") and args.props.get(
-        "authorizationType", "NONE"
-    ) == "NONE":
-        report(f"route {args.props.get('routeKey')!r} is public: adoption metrics need "
-               "authorizationType AWS_IAM", None)
+    if (
+        str(args.props.get("routeKey", "")).endswith(" /metrics")
+        and args.props.get("authorizationType", "NONE") == "NONE"
+    ):
+        report(
+            f"route {args.props.get('routeKey')!r} is public: adoption metrics need "
+            "authorizationType AWS_IAM",
+            None,
+        )
 
 
 def no_public_s3(args: ResourceValidationArgs, report: ReportViolation) -> None:
@@ -197,7 +212,8 @@ def no_public_s3(args: ResourceValidationArgs, report: ReportViolation) -> None:
             principal = statement.get("Principal")
             aws_principal = principal.get("AWS") if isinstance(principal, dict) else principal
             public = aws_principal == "*" or (
-                isinstance(aws_principal, list) and "*" in aws_principal)
+                isinstance(aws_principal, list) and "*" in aws_principal
+            )
             if statement.get("Effect") == "Allow" and public and not statement.get("Condition"):
                 report(f"bucket policy {args.name!r} allows anyone (Principal *)", None)
 
@@ -214,8 +230,11 @@ def prod_multi_region(resources: Sequence[Seen], report: ReportViolation) -> Non
             stacks.setdefault(str(tags.get("keyops:stack")), set()).add(str(region))
     for stack, regions in sorted(stacks.items()):
         if len(regions) < 2:
-            report(f"production stack {stack!r} serves from {len(regions)} region(s) "
-                   f"({', '.join(sorted(regions))}); it needs at least 2", None)
+            report(
+                f"production stack {stack!r} serves from {len(regions)} region(s) "
+                f"({', '.join(sorted(regions))}); it needs at least 2",
+                None,
+            )
 
 
 def _kms_rotating(ref: Any, keys: Sequence[Seen], replicas: Sequence[Seen]) -> str | None:
@@ -227,8 +246,11 @@ def _kms_rotating(ref: Any, keys: Sequence[Seen], replicas: Sequence[Seen]) -> s
         return f"{ref} is an AWS-managed key"
     for key in keys:
         if ref in _ids(key):
-            return None if key.props.get("enableKeyRotation") is True else (
-                f"KMS key {key.name!r} has rotation disabled")
+            return (
+                None
+                if key.props.get("enableKeyRotation") is True
+                else (f"KMS key {key.name!r} has rotation disabled")
+            )
     for replica in replicas:
         if ref in _ids(replica):
             return _kms_rotating(replica.props.get("primaryKeyArn"), keys, ())
@@ -244,8 +266,10 @@ def secrets_cmk_rotation(resources: Sequence[Seen], report: ReportViolation) -> 
         for replica in secret.props.get("replicas") or []:
             problem = _kms_rotating(replica.get("kmsKeyId"), keys, replicas)
             if problem:
-                report(f"secret {secret.name!r} replica in {replica.get('region')}: {problem}",
-                       secret.urn)
+                report(
+                    f"secret {secret.name!r} replica in {replica.get('region')}: {problem}",
+                    secret.urn,
+                )
 
 
 def endpoint_iam_no_wildcards(resources: Sequence[Seen], report: ReportViolation) -> None:
@@ -256,16 +280,25 @@ def endpoint_iam_no_wildcards(resources: Sequence[Seen], report: ReportViolation
             (f"inline policy {p.get('name')!r}", p.get("policy"))
             for p in role.props.get("inlinePolicies") or []
         ]
-        documents += [(f"role policy {p.name!r}", p.props.get("policy"))
-                      for p in _of(resources, ROLE_POLICY) if str(p.props.get("role")) in refs]
+        documents += [
+            (f"role policy {p.name!r}", p.props.get("policy"))
+            for p in _of(resources, ROLE_POLICY)
+            if str(p.props.get("role")) in refs
+        ]
         arns = list(role.props.get("managedPolicyArns") or [])
-        arns += [a.props.get("policyArn") for a in _of(resources, ROLE_ATTACHMENT)
-                 if str(a.props.get("role")) in refs]
+        arns += [
+            a.props.get("policyArn")
+            for a in _of(resources, ROLE_ATTACHMENT)
+            if str(a.props.get("role")) in refs
+        ]
         for arn in arns:
             policy = policies.get(str(arn))
             if policy is None:
-                report(f"endpoint role {role.name!r} has the managed policy {arn}, which "
-                       "cannot be checked for wildcards; declare its statements here", role.urn)
+                report(
+                    f"endpoint role {role.name!r} has the managed policy {arn}, which "
+                    "cannot be checked for wildcards; declare its statements here",
+                    role.urn,
+                )
             else:
                 documents.append((f"policy {policy.name!r}", policy.props.get("policy")))
         for label, document in documents:
@@ -279,14 +312,21 @@ def log_retention(resources: Sequence[Seen], report: ReportViolation) -> None:
         groups[str(group.props.get("name"))] = group
         days = group.props.get("retentionInDays")
         if not days or days <= 0:
-            report(f"log group {group.props.get('name')!r} keeps logs forever: set "
-                   "retentionInDays (keyops:logRetentionDays)", group.urn)
+            report(
+                f"log group {group.props.get('name')!r} keeps logs forever: set "
+                "retentionInDays (keyops:logRetentionDays)",
+                group.urn,
+            )
     for fn in _of(resources, FUNCTION):
         target = (fn.props.get("loggingConfig") or {}).get("logGroup") or (
-            f"/aws/lambda/{fn.props.get('name')}")
+            f"/aws/lambda/{fn.props.get('name')}"
+        )
         if str(target) not in groups:
-            report(f"function {fn.name!r} logs to {target}, which this stack does not declare "
-                   "(Lambda would create it with no retention)", fn.urn)
+            report(
+                f"function {fn.name!r} logs to {target}, which this stack does not declare "
+                "(Lambda would create it with no retention)",
+                fn.urn,
+            )
 
 
 def alarms_per_endpoint(resources: Sequence[Seen], report: ReportViolation) -> None:
@@ -294,7 +334,8 @@ def alarms_per_endpoint(resources: Sequence[Seen], report: ReportViolation) -> N
 
     def has(namespace: str, metric: str, dimension: str, value: Any) -> bool:
         return any(
-            a.props.get("namespace") == namespace and a.props.get("metricName") == metric
+            a.props.get("namespace") == namespace
+            and a.props.get("metricName") == metric
             and str((a.props.get("dimensions") or {}).get(dimension)) == str(value)
             for a in alarms
         )
@@ -302,8 +343,7 @@ def alarms_per_endpoint(resources: Sequence[Seen], report: ReportViolation) -> N
     for api in _of(resources, API):
         # Stack policies see outputs, where the API id is the last segment of its ARN.
         api_id = api.props.get("id") or str(api.props.get("arn", "")).rsplit("/", 1)[-1]
-        missing = [m for m in ("5xx", "Latency")
-                   if not has("AWS/ApiGateway", m, "ApiId", api_id)]
+        missing = [m for m in ("5xx", "Latency") if not has("AWS/ApiGateway", m, "ApiId", api_id)]
         if missing:
             report(f"API {api.name!r} has no alarm on {', '.join(missing)}", api.urn)
     for fn in _of(resources, FUNCTION):
@@ -314,8 +354,9 @@ def alarms_per_endpoint(resources: Sequence[Seen], report: ReportViolation) -> N
 # -- the pack ---------------------------------------------------------------------------------
 
 
-def _stack_policy(name: str, description: str,
-                  rule: Callable[[Sequence[Seen], ReportViolation], None]) -> StackValidationPolicy:
+def _stack_policy(
+    name: str, description: str, rule: Callable[[Sequence[Seen], ReportViolation], None]
+) -> StackValidationPolicy:
     return StackValidationPolicy(
         name=name,
         description=description,
@@ -325,36 +366,61 @@ def _stack_policy(name: str, description: str,
 
 
 POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
-    _stack_policy("keyops-prod-multi-region",
-                  "A production stack serves from at least two regions.", prod_multi_region),
+    _stack_policy(
+        "keyops-prod-multi-region",
+        "A production stack serves from at least two regions.",
+        prod_multi_region,
+    ),
     ResourceValidationPolicy(
-        name="keyops-stage-throttled", description="Every API stage is throttled.",
-        enforcement_level=EnforcementLevel.MANDATORY, validate=stage_throttled),
+        name="keyops-stage-throttled",
+        description="Every API stage is throttled.",
+        enforcement_level=EnforcementLevel.MANDATORY,
+        validate=stage_throttled,
+    ),
     ResourceValidationPolicy(
-        name="keyops-domain-tls12", description="Custom domains require TLS 1.2 or later.",
-        enforcement_level=EnforcementLevel.MANDATORY, validate=domain_tls12),
-    _stack_policy("keyops-secret-cmk-rotation",
-                  "Secrets use a customer-managed KMS key with rotation, in every replica.",
-                  secrets_cmk_rotation),
-    _stack_policy("keyops-endpoint-iam-no-wildcards",
-                  "Endpoint function roles have no wildcard actions or resources.",
-                  endpoint_iam_no_wildcards),
-    _stack_policy("keyops-log-retention",
-                  "Every log group, including each function's, has a retention period.",
-                  log_retention),
-    _stack_policy("keyops-alarms-per-endpoint",
-                  "Every regional endpoint has alarms on 5xx, p99 latency and throttles.",
-                  alarms_per_endpoint),
+        name="keyops-domain-tls12",
+        description="Custom domains require TLS 1.2 or later.",
+        enforcement_level=EnforcementLevel.MANDATORY,
+        validate=domain_tls12,
+    ),
+    _stack_policy(
+        "keyops-secret-cmk-rotation",
+        "Secrets use a customer-managed KMS key with rotation, in every replica.",
+        secrets_cmk_rotation,
+    ),
+    _stack_policy(
+        "keyops-endpoint-iam-no-wildcards",
+        "Endpoint function roles have no wildcard actions or resources.",
+        endpoint_iam_no_wildcards,
+    ),
+    _stack_policy(
+        "keyops-log-retention",
+        "Every log group, including each function's, has a retention period.",
+        log_retention,
+    ),
+    _stack_policy(
+        "keyops-alarms-per-endpoint",
+        "Every regional endpoint has alarms on 5xx, p99 latency and throttles.",
+        alarms_per_endpoint,
+    ),
     ResourceValidationPolicy(
-        name="keyops-no-public-s3", description="No S3 bucket is public.",
-        enforcement_level=EnforcementLevel.MANDATORY, validate=no_public_s3),
+        name="keyops-no-public-s3",
+        description="No S3 bucket is public.",
+        enforcement_level=EnforcementLevel.MANDATORY,
+        validate=no_public_s3,
+    ),
     ResourceValidationPolicy(
         name="keyops-metrics-not-public",
         description="The /metrics route (adoption evidence) requires IAM authorization.",
-        enforcement_level=EnforcementLevel.MANDATORY, validate=metrics_not_public),
+        enforcement_level=EnforcementLevel.MANDATORY,
+        validate=metrics_not_public,
+    ),
     ResourceValidationPolicy(
-        name="keyops-lambda-arm64", description="Functions run on arm64 (advisory).",
-        enforcement_level=EnforcementLevel.ADVISORY, validate=lambda_arm64),
+        name="keyops-lambda-arm64",
+        description="Functions run on arm64 (advisory).",
+        enforcement_level=EnforcementLevel.ADVISORY,
+        validate=lambda_arm64,
+    ),
 ]
 
 
@@ -375,8 +441,12 @@ class Recorded:
 
 def _options() -> PolicyResourceOptions:
     return PolicyResourceOptions(
-        protect=False, ignore_changes=[], delete_before_replace=None, aliases=[],
-        custom_timeouts=PolicyCustomTimeouts(0, 0, 0), additional_secret_outputs=[],
+        protect=False,
+        ignore_changes=[],
+        delete_before_replace=None,
+        aliases=[],
+        custom_timeouts=PolicyCustomTimeouts(0, 0, 0),
+        additional_secret_outputs=[],
     )
 
 
@@ -386,8 +456,9 @@ def _provider(record: Recorded) -> PolicyProviderResource | None:
     return PolicyProviderResource("pulumi:providers:aws", record.provider, "", "")
 
 
-def _report_for(report: ReportViolation, default_urn: str, message: str,
-                urn: str | None = None) -> None:
+def _report_for(
+    report: ReportViolation, default_urn: str, message: str, urn: str | None = None
+) -> None:
     report(message, urn or default_urn)
 
 
@@ -397,19 +468,22 @@ def evaluate(records: Sequence[Recorded]) -> list[Violation]:
     for policy in POLICIES:
         level = (policy.enforcement_level or EnforcementLevel.MANDATORY).value
 
-        def report(message: str, urn: str | None = None, _p: Any = policy,
-                   _level: str = level) -> None:
+        def report(
+            message: str, urn: str | None = None, _p: Any = policy, _level: str = level
+        ) -> None:
             found.append(Violation(_p.name, message, urn, _level))
 
         if isinstance(policy, ResourceValidationPolicy):
             for r in records:
-                args = ResourceValidationArgs(r.type, r.inputs, r.urn, r.name, _options(),
-                                              _provider(r))
+                args = ResourceValidationArgs(
+                    r.type, r.inputs, r.urn, r.name, _options(), _provider(r)
+                )
                 policy.validate(args, partial(_report_for, report, r.urn))
         else:
             stack = [
-                PolicyResource(r.type, r.outputs, r.urn, r.name, _options(), _provider(r),
-                               None, [], {})
+                PolicyResource(
+                    r.type, r.outputs, r.urn, r.name, _options(), _provider(r), None, [], {}
+                )
                 for r in records
             ]
             policy.validate(StackValidationArgs(stack), report)

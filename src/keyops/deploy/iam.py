@@ -56,14 +56,18 @@ def wildcards(document: Any) -> list[str]:
 
 
 def assume_role_policy(service: str = LAMBDA_SERVICE) -> str:
-    return json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Effect": "Allow",
-            "Principal": {"Service": service},
-            "Action": "sts:AssumeRole",
-        }],
-    })
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": service},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+    )
 
 
 def log_writer_policy(log_group_arn: str, extra: Sequence[dict[str, Any]] = ()) -> str:

@@ -25,58 +25,71 @@ from keyops.deploy.config import DeployConfig
 KEY_ROTATION_DAYS = 365
 
 
-def key_policy(account_id: str, readers: Sequence[str], denied: Sequence[str],
-               regions: Sequence[str]) -> str:
+def key_policy(
+    account_id: str, readers: Sequence[str], denied: Sequence[str], regions: Sequence[str]
+) -> str:
     """Key policy: the account administers it; readers decrypt only through Secrets Manager."""
-    statements: list[dict[str, Any]] = [{
-        # Without this statement nobody, not even the account, could manage the key.
-        "Sid": "AccountAdministers",
-        "Effect": "Allow",
-        "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
-        "Action": "kms:*",
-        "Resource": "*",
-    }]
-    if readers:
-        statements.append({
-            "Sid": "ServerRolesDecryptViaSecretsManager",
+    statements: list[dict[str, Any]] = [
+        {
+            # Without this statement nobody, not even the account, could manage the key.
+            "Sid": "AccountAdministers",
             "Effect": "Allow",
-            "Principal": {"AWS": list(readers)},
-            "Action": ["kms:Decrypt", "kms:DescribeKey"],
+            "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
+            "Action": "kms:*",
             "Resource": "*",
-            "Condition": {"StringEquals": {
-                "kms:ViaService": [f"secretsmanager.{r}.amazonaws.com" for r in regions],
-            }},
-        })
+        }
+    ]
+    if readers:
+        statements.append(
+            {
+                "Sid": "ServerRolesDecryptViaSecretsManager",
+                "Effect": "Allow",
+                "Principal": {"AWS": list(readers)},
+                "Action": ["kms:Decrypt", "kms:DescribeKey"],
+                "Resource": "*",
+                "Condition": {
+                    "StringEquals": {
+                        "kms:ViaService": [f"secretsmanager.{r}.amazonaws.com" for r in regions],
+                    }
+                },
+            }
+        )
     if denied:
-        statements.append({
-            "Sid": "EndpointFunctionsNeverDecrypt",
-            "Effect": "Deny",
-            "Principal": {"AWS": "*"},
-            "Action": ["kms:Decrypt"],
-            "Resource": "*",
-            "Condition": {"ArnEquals": {"aws:PrincipalArn": list(denied)}},
-        })
+        statements.append(
+            {
+                "Sid": "EndpointFunctionsNeverDecrypt",
+                "Effect": "Deny",
+                "Principal": {"AWS": "*"},
+                "Action": ["kms:Decrypt"],
+                "Resource": "*",
+                "Condition": {"ArnEquals": {"aws:PrincipalArn": list(denied)}},
+            }
+        )
     return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
 
 def secret_policy(readers: Sequence[str], denied: Sequence[str]) -> str:
     statements: list[dict[str, Any]] = []
     if readers:
-        statements.append({
-            "Sid": "ServerRolesRead",
-            "Effect": "Allow",
-            "Principal": {"AWS": list(readers)},
-            "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+        statements.append(
+            {
+                "Sid": "ServerRolesRead",
+                "Effect": "Allow",
+                "Principal": {"AWS": list(readers)},
+                "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+                "Resource": "*",
+            }
+        )
+    statements.append(
+        {
+            "Sid": "EndpointFunctionsNeverRead",
+            "Effect": "Deny",
+            "Principal": {"AWS": "*"},
+            "Action": ["secretsmanager:GetSecretValue"],
             "Resource": "*",
-        })
-    statements.append({
-        "Sid": "EndpointFunctionsNeverRead",
-        "Effect": "Deny",
-        "Principal": {"AWS": "*"},
-        "Action": ["secretsmanager:GetSecretValue"],
-        "Resource": "*",
-        "Condition": {"ArnEquals": {"aws:PrincipalArn": list(denied)}},
-    })
+            "Condition": {"ArnEquals": {"aws:PrincipalArn": list(denied)}},
+        }
+    )
     return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
 

@@ -19,18 +19,23 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 from pulumi.runtime.config import CONFIG, get_config_env
 
+from keyops.build.bundle import build_bundle, previous_version, write_bundle
+from keyops.build.keyring import build_keyring
+from keyops.build.stacks import load_stack
+from keyops.core.errors import KeyopsError
 from keyops.deploy import asset as assets
 from keyops.deploy.config import KNOWN_KEYS, NAMESPACE, DeployConfig, parse
 from keyops.deploy.frontdoor import GlobalFrontDoor
 from keyops.deploy.keyring import AuthKeyring
 from keyops.deploy.regional import RegionalEndpoint
-from keyops.errors import KeyopsError, PolicyRefused
+from keyops.protocol.bundle import Bundle
+from keyops.store.repo import find_root
 
 #: Where the build products of a stack go, under the repository root (git-ignored ``build/``).
 BUILD_DIR = Path("build") / "lambda"
@@ -38,48 +43,22 @@ BUILD_DIR = Path("build") / "lambda"
 PINNED_JWKS_ENV = "KEYOPS_PINNED_JWKS"
 
 
-class BuiltBundle(Protocol):
-    @property
-    def bundle_version(self) -> int: ...
-
-    @property
-    def exp(self) -> int: ...
-
-    def write(self, out_dir: Path) -> Path: ...
-
-    def jwks(self) -> dict[str, Any]: ...
-
-
 @dataclass(frozen=True)
 class Sources:
     """Where the program gets its bundle and keyring from."""
 
-    #: (root, credentials stack, ttl days, floor version) -> bundle; raises PolicyRefused.
-    build_bundle: Callable[[Path, str, int, int], BuiltBundle]
+    #: (root, credentials stack, ttl days, floor version) -> bundle; raises Refused.
+    build_bundle: Callable[[Path, str, int, int], Bundle]
     #: (root, credentials stack) -> the auth servers' keyring document.
     build_keyring: Callable[[Path, str], dict[str, Any]]
 
 
-def _build_bundle(root: Path, stack: str, ttl_days: int, floor: int) -> BuiltBundle:
-    from keyops.bundle import build_bundle
-
+def _build_bundle(root: Path, stack: str, ttl_days: int, floor: int) -> Bundle:
     return build_bundle(root, stack, ttl_days=ttl_days, floor=floor)
 
 
 def _build_keyring(root: Path, stack: str) -> dict[str, Any]:
-    from keyops import loader
-    from keyops.findings import Severity
-    from keyops.keyring import build_keyring
-    from keyops.sources import WorktreeSource
-
-    result = loader.load(root, WorktreeSource(root), stacks=[stack], decrypt=True)
-    errors = [f for f in result.findings if f.severity is Severity.ERROR]
-    if errors or stack not in result.stacks:
-        raise PolicyRefused(
-            f"refusing to build the auth keyring of stack {stack!r}: {len(errors)} error(s)",
-            "Run keyops validate and fix them.",
-        )
-    return build_keyring(result.stacks[stack])
+    return build_keyring(load_stack(root, stack, purpose="build the auth keyring"))
 
 
 DEFAULT_SOURCES = Sources(build_bundle=_build_bundle, build_keyring=_build_keyring)
@@ -109,9 +88,6 @@ def run(
     asset_strategy: str | None = None,
 ) -> dict[str, Any]:
     """Declare every resource of the stack and return the stack outputs (not yet exported)."""
-    from keyops.bundle import previous_version
-    from keyops.repo import find_root
-
     cfg = config or parse(raw_settings(), pulumi.get_stack())
     root = find_root(repo)
     work = root / BUILD_DIR / cfg.stack
@@ -119,7 +95,7 @@ def run(
     bundle = sources.build_bundle(
         root, cfg.credentials_stack, cfg.bundle_ttl_days, previous_version(bundle_dir)
     )
-    bundle.write(bundle_dir)
+    write_bundle(bundle, bundle_dir)
     built = assets.build_asset(
         work / "asset",
         bundle_dir,
@@ -128,9 +104,7 @@ def run(
     )
     keyring = sources.build_keyring(root, cfg.credentials_stack)
 
-    providers = {
-        region: aws.Provider(f"aws-{region}", region=region) for region in cfg.regions
-    }
+    providers = {region: aws.Provider(f"aws-{region}", region=region) for region in cfg.regions}
     primary = providers[cfg.primary_region]
     code = pulumi.FileArchive(str(built.path))
     # The handler finds the bundle at $LAMBDA_TASK_ROOT/bundle; the pin makes it refuse a

@@ -32,18 +32,21 @@ TLS_POLICY = "TLS_1_2"
 STAGE = "$default"
 #: Access log fields. Deliberately no $context.authorizer / request headers: the bearer token
 #: must never reach a log.
-ACCESS_LOG_FORMAT = json.dumps({
-    "requestId": "$context.requestId",
-    "ip": "$context.identity.sourceIp",
-    "requestTime": "$context.requestTime",
-    "method": "$context.httpMethod",
-    "route": "$context.routeKey",
-    "status": "$context.status",
-    "responseLength": "$context.responseLength",
-    "latency": "$context.responseLatency",
-    "integrationLatency": "$context.integrationLatency",
-    "integrationError": "$context.integrationErrorMessage",
-}, sort_keys=True)
+ACCESS_LOG_FORMAT = json.dumps(
+    {
+        "requestId": "$context.requestId",
+        "ip": "$context.identity.sourceIp",
+        "requestTime": "$context.requestTime",
+        "method": "$context.httpMethod",
+        "route": "$context.routeKey",
+        "status": "$context.status",
+        "responseLength": "$context.responseLength",
+        "latency": "$context.responseLatency",
+        "integrationLatency": "$context.integrationLatency",
+        "integrationError": "$context.integrationErrorMessage",
+    },
+    sort_keys=True,
+)
 
 
 def _option_for(domain: str, options: list[Any]) -> Any:
@@ -70,8 +73,11 @@ class RegionalEndpoint(pulumi.ComponentResource):
         self.region = region
         o = pulumi.ResourceOptions(parent=self, provider=provider)
         stack = config.stack
-        tags = {"keyops:stack": stack, "keyops:region": region,
-                "keyops:production": str(config.production).lower()}
+        tags = {
+            "keyops:stack": stack,
+            "keyops:region": region,
+            "keyops:production": str(config.production).lower(),
+        }
 
         # -- function -------------------------------------------------------------------
         fn_logs = aws.cloudwatch.LogGroup(
@@ -82,8 +88,12 @@ class RegionalEndpoint(pulumi.ComponentResource):
             opts=o,
         )
         self.role = iam.endpoint_role(
-            f"{name}-fn-role", config.endpoint_role_name(region), fn_logs, tags,
-            config.function_policy_statements, o,
+            f"{name}-fn-role",
+            config.endpoint_role_name(region),
+            fn_logs,
+            tags,
+            config.function_policy_statements,
+            o,
         )
         lam = config.lambda_
         self.function = aws.lambda_.Function(
@@ -226,11 +236,13 @@ class RegionalEndpoint(pulumi.ComponentResource):
             zone_id=config.hosted_zone_id,
             name=regional_name,
             type="A",
-            aliases=[{
-                "name": regional.target_domain_name,
-                "zone_id": regional.hosted_zone_id,
-                "evaluate_target_health": True,
-            }],
+            aliases=[
+                {
+                    "name": regional.target_domain_name,
+                    "zone_id": regional.hosted_zone_id,
+                    "evaluate_target_health": True,
+                }
+            ],
             opts=o,
         )
         target = domains["global"].domain_name_configuration
@@ -251,10 +263,16 @@ class RegionalEndpoint(pulumi.ComponentResource):
         a = config.alarms
         api_dims = {"ApiId": self.api.id, "Stage": pulumi.Output.from_input(STAGE)}
 
-        def alarm(kind: str, description: str, namespace: str, metric: str,
-                  dimensions: dict[str, pulumi.Output[str]], threshold: int,
-                  statistic: str | None = None,
-                  extended: str | None = None) -> aws.cloudwatch.MetricAlarm:
+        def alarm(
+            kind: str,
+            description: str,
+            namespace: str,
+            metric: str,
+            dimensions: dict[str, pulumi.Output[str]],
+            threshold: int,
+            statistic: str | None = None,
+            extended: str | None = None,
+        ) -> aws.cloudwatch.MetricAlarm:
             return aws.cloudwatch.MetricAlarm(
                 f"{name}-alarm-{kind}",
                 name=f"keyops-{stack}-{region}-{kind}",
@@ -276,13 +294,34 @@ class RegionalEndpoint(pulumi.ComponentResource):
             )
 
         self.alarms = [
-            alarm("5xx", "The endpoint answered 5xx (no valid bundle, or a crash).",
-                  "AWS/ApiGateway", "5xx", api_dims, a.errors_5xx, statistic="Sum"),
-            alarm("p99-latency", "p99 latency of the endpoint is above the threshold (ms).",
-                  "AWS/ApiGateway", "Latency", api_dims, a.latency_p99_ms, extended="p99"),
-            alarm("throttles", "Invocations were throttled at the reserved concurrency.",
-                  "AWS/Lambda", "Throttles", {"FunctionName": self.function.name},
-                  a.throttles, statistic="Sum"),
+            alarm(
+                "5xx",
+                "The endpoint answered 5xx (no valid bundle, or a crash).",
+                "AWS/ApiGateway",
+                "5xx",
+                api_dims,
+                a.errors_5xx,
+                statistic="Sum",
+            ),
+            alarm(
+                "p99-latency",
+                "p99 latency of the endpoint is above the threshold (ms).",
+                "AWS/ApiGateway",
+                "Latency",
+                api_dims,
+                a.latency_p99_ms,
+                extended="p99",
+            ),
+            alarm(
+                "throttles",
+                "Invocations were throttled at the reserved concurrency.",
+                "AWS/Lambda",
+                "Throttles",
+                {"FunctionName": self.function.name},
+                a.throttles,
+                statistic="Sum",
+            ),
         ]
-        self.register_outputs({"url": self.url, "apiId": self.api.id,
-                               "functionName": self.function.name})
+        self.register_outputs(
+            {"url": self.url, "apiId": self.api.id, "functionName": self.function.name}
+        )

@@ -29,9 +29,9 @@ from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OctKey
 
-from keyops.bundle import Bundle
-from keyops.endpoint.selection import SEMVER_RE
-from keyops.errors import ServiceError
+from keyops.core.errors import ServiceError
+from keyops.protocol.bundle import Bundle
+from keyops.protocol.selection import SEMVER_RE
 
 IAT_WINDOW_SECONDS = 300
 #: Longer Authorization values are refused unparsed (a real token is well under 1 KiB).

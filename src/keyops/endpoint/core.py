@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 from joserfc import jwe
 from joserfc.errors import JoseError
 
-from keyops.bundle import Bundle
+from keyops.core.errors import ServiceError
 from keyops.endpoint import claims as tokens
-from keyops.endpoint import selection
 from keyops.endpoint.metrics import CONTENT_TYPE as METRICS_TYPE
 from keyops.endpoint.metrics import Metrics
-from keyops.errors import ServiceError
+from keyops.protocol import selection
+from keyops.protocol.bundle import Bundle
 
 log = logging.getLogger("keyops.endpoint")
 

@@ -21,9 +21,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from keyops.bundle import Bundle, BundleError
+from keyops.core.errors import BundleError
 from keyops.endpoint.core import Endpoint, Response, not_ready, problem
 from keyops.endpoint.metrics import Metrics
+from keyops.protocol.bundle import Bundle
 
 _endpoint: Endpoint | None = None
 

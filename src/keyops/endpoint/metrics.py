@@ -18,7 +18,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from keyops.bundle import Bundle
+from keyops.core.atomic import PRIVATE, write_atomic
+from keyops.protocol.bundle import Bundle
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 Served = tuple[str, str, str]
@@ -59,9 +60,7 @@ class Metrics:
         if total == self._flushed_at:
             return
         target = self.shared_dir / f"worker-{os.getpid()}.json"
-        tmp = target.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self._snapshot()))
-        os.replace(tmp, target)
+        write_atomic(target, json.dumps(self._snapshot()).encode(), mode=PRIVATE)
         self._flushed_at = total
 
     def _merged(self) -> tuple[Counter[Served], Counter[Answer], int]:

@@ -18,8 +18,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from keyops.bundle import BUNDLE_FILE, Bundle, BundleError
+from keyops.core.errors import BundleError
 from keyops.endpoint.core import Endpoint
+from keyops.protocol.bundle import BUNDLE_FILE, Bundle
 
 log = logging.getLogger("keyops.serve")
 

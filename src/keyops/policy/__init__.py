@@ -9,10 +9,10 @@ Public interface (other commands code against it):
 - :data:`RULES`: rule id -> :class:`Rule` (id, severity, rationale, fix, history_free).
 """
 
-from keyops.policy.client_view import client_view
 from keyops.policy.context import Context, Review, load_adoption, load_reviews, parse_reviews
 from keyops.policy.engine import evaluate, in_memory, replace_document
 from keyops.policy.rules import ORDER, RULES, Rule
+from keyops.protocol.client_view import client_view
 
 __all__ = [
     "ORDER",

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from keyops.errors import InputError
+from keyops.core.errors import InputError
 
 
 @dataclass(frozen=True)

@@ -12,16 +12,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from keyops import loader
-from keyops import schema as schemas
-from keyops.errors import UsageError
-from keyops.findings import Finding, Severity
-from keyops.loader import FileRecord, LoadResult
+from keyops.core.errors import UsageError
+from keyops.core.findings import Finding, Severity
 from keyops.policy import waivers
 from keyops.policy.context import Context
 from keyops.policy.rules import ORDER, RULES, Facts
-from keyops.settings import Settings
-from keyops.sources import CREDENTIALS_DIR, STACK_FILE
+from keyops.store import loader
+from keyops.store import schema as schemas
+from keyops.store.loader import FileRecord, LoadResult
+from keyops.store.settings import Settings
+from keyops.store.sources import CREDENTIALS_DIR, STACK_FILE
 
 
 def evaluate(

@@ -17,10 +17,10 @@ from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from keyops import loader
-from keyops.loader import LoadResult, ProgressHook
-from keyops.sops import Sops, timeout_from_env
-from keyops.sources import GitSource, WorktreeSource
+from keyops.store import loader
+from keyops.store.loader import LoadResult, ProgressHook
+from keyops.store.sops import Sops, timeout_from_env
+from keyops.store.sources import GitSource, WorktreeSource
 
 
 class SharedSops(Sops):

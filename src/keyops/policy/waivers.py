@@ -24,8 +24,9 @@ from typing import Any
 
 import yaml
 
-from keyops.errors import RepositoryError
-from keyops.findings import Finding, Severity
+from keyops.core.dates import parse_date
+from keyops.core.errors import RepositoryError
+from keyops.core.findings import Finding, Severity
 
 WAIVERS_PATH = "policies/waivers.yaml"
 #: A waiver never silences these: they mean a secret is exposed or shared.
@@ -127,9 +128,8 @@ def _parse(
             )
         )
         return None
-    try:
-        expires = dt.date.fromisoformat(str(item["expires"]))
-    except ValueError:
+    expires = parse_date(str(item["expires"]))
+    if expires is None:
         problems.append(_problem(index, f"expires {item['expires']!r} is not an ISO date"))
         return None
     if expires < today:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from keyops.findings import Finding, Severity
+from keyops.core.findings import Finding, Severity
 from keyops.policy.rules.base import Facts, Located, rule
 
 

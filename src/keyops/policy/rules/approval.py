@@ -14,10 +14,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from keyops.findings import Finding, Severity
+from keyops.core.findings import Finding, Severity
 from keyops.policy.context import Review
 from keyops.policy.rules.base import Facts, rule
-from keyops.sops import metadata_recipients
+from keyops.store.sops import metadata_recipients
 
 
 @dataclass(frozen=True)

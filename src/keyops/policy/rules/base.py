@@ -13,11 +13,11 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from keyops.findings import Finding, Severity
-from keyops.loader import FileRecord, LoadResult
-from keyops.model import ClientFile, Credential, Stack
+from keyops.core.findings import Finding, Severity
+from keyops.core.model import ClientFile, Credential, Stack
 from keyops.policy.context import Context
-from keyops.settings import Settings
+from keyops.store.loader import FileRecord, LoadResult
+from keyops.store.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,9 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from keyops.findings import Finding, Severity
-from keyops.policy.client_view import client_view
+from keyops.core.findings import Finding, Severity
 from keyops.policy.rules.base import Facts, Located, rule
+from keyops.protocol.client_view import client_view
 
 _SECRET_NAMES = frozenset({"secret", "private_jwk", "encryption_master_key", "d"})
 

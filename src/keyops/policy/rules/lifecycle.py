@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
-from keyops.findings import Finding, Severity
+from keyops.core.findings import Finding, Severity
 from keyops.policy.rules.base import Facts, Located, rule
 
 #: The moves DESIGN.md's lifecycle table allows (besides staying put).

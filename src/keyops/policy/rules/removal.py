@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
-from keyops.findings import Finding, Severity
+from keyops.core.findings import Finding, Severity
 from keyops.policy.rules.base import Facts, Located, rule
-from keyops.settings import Settings
+from keyops.store.settings import Settings
 
 
 def removable_from(located: Located, settings: Settings) -> dt.date | None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from keyops import sopsconfig
-from keyops.errors import KeyopsError
-from keyops.findings import Finding, Severity
+from keyops.core.errors import KeyopsError
+from keyops.core.findings import Finding, Severity
 from keyops.policy.rules.base import Facts, rule
-from keyops.sops import metadata_recipients
+from keyops.store import sopsconfig
+from keyops.store.sops import metadata_recipients
 
 
 def _is_test(recipient: str, test_recipients: Iterable[str]) -> bool:
