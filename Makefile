@@ -9,7 +9,7 @@ STACK  ?= dev
 # The dev stack's committed TEST-ONLY identity; the demo and tests use it, nothing else should.
 DEV_KEY := $(CURDIR)/keys/dev-TEST-ONLY.agekey
 
-.PHONY: install demo test lint typecheck bench clean
+.PHONY: install demo test test-fast lint typecheck bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,8 +25,14 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -n auto -p no:cacheprovider $(PYTEST_ARGS)
 
+# Everything but the kill loops and load tests (marked slow); `make test` runs them all.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -n auto -p no:cacheprovider -m "not slow" $(PYTEST_ARGS)
+
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff check src tests bench scripts infra policies
+	$(BIN)/ruff format --check src tests bench scripts infra policies
+	$(BIN)/lint-imports
 	$(BIN)/mypy
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	$(BIN)/zizmor --offline --min-severity medium .github/

@@ -1,176 +1,27 @@
-"""Shared fixtures: real git repositories with real sops-encrypted files in tmp_path.
+"""Fixtures shared by every test; the helpers themselves live in tests/support/.
 
-``keyrepo`` is a fresh keyops repository per test: its own age identity (generated with pyrage,
-a binding of the reference rage implementation), a ``.sops.yaml`` with a dev rule for it, the
-policy settings, and the sample dev stack encrypted with the real sops binary, committed to git.
-The encrypted template is built once per test process and copied, so tests stay fast.
+``keyrepo`` is a fresh keyops repository per test (see ``support.repo``): the encrypted
+template is built once per test process and copied, so tests stay fast.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import pyrage
 import pytest
 
-from keyops.store import sample
-from keyops.store.sops import Sops
+from support.repo import KeyRepo, build_template
 
-PROJECT = Path(__file__).resolve().parents[1]
-TODAY = dt.date(2026, 11, 27)
-
-
-def new_identity() -> tuple[str, str]:
-    identity = pyrage.x25519.Identity.generate()
-    return str(identity), str(identity.to_public())
-
-
-def sops_rules(rules: dict[str, list[str]]) -> str:
-    """``.sops.yaml`` text: one creation rule per stack, each with its age recipients."""
-    lines = ["creation_rules:"]
-    for stack, recipients in rules.items():
-        lines += [
-            f"  - path_regex: ^credentials/{stack}/[^/]+\\.yaml$",
-            "    encrypted_regex: ^(key|secret|encryption_master_key|private_jwk)$",
-            f"    age: {','.join(recipients)}",
-        ]
-    return "\n".join(lines) + "\n"
-
-
-def clean_env(home: Path) -> dict[str, str]:
-    """The environment minus any key source that could leak in from the machine."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("SOPS_", "AWS_", "KEYOPS_", "GIT_", "PYTEST_XDIST")) and k != "HOME"
-    }
-    env["HOME"] = str(home)
-    env["XDG_CONFIG_HOME"] = str(home / ".config")
-    env["GIT_AUTHOR_NAME"] = env["GIT_COMMITTER_NAME"] = "Test Author"
-    env["GIT_AUTHOR_EMAIL"] = env["GIT_COMMITTER_EMAIL"] = "author@example.invalid"
-    env["NO_COLOR"] = "1"
-    return env
-
-
-@dataclass
-class KeyRepo:
-    root: Path
-    identity_file: Path
-    recipient: str
-    home: Path
-    extra_env: dict[str, str] = field(default_factory=dict)
-
-    # -- environment ---------------------------------------------------------------------
-    def env(self, *, key: bool = True, **extra: str) -> dict[str, str]:
-        env = clean_env(self.home)
-        if key:
-            env["SOPS_AGE_KEY_FILE"] = str(self.identity_file)
-        env.update(self.extra_env)
-        env.update(extra)
-        return env
-
-    def sops(self) -> Sops:
-        return Sops(self.root, env=self.env())
-
-    # -- files ---------------------------------------------------------------------------
-    def path(self, rel: str) -> Path:
-        return self.root / rel
-
-    def write_bytes(self, rel: str, data: bytes) -> Path:
-        target = self.root / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-        return target
-
-    def write_doc(self, rel: str, document: dict[str, Any], *, encrypt: bool = True) -> Path:
-        """Write a document; encrypted with real sops under the path's creation rule."""
-        plain = sample.dump_yaml(document)
-        data = self.sops().encrypt(plain, rel) if encrypt else plain
-        return self.write_bytes(rel, data)
-
-    def decrypt(self, rel: str) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads(self.sops().decrypt(rel))
-        return data
-
-    def read_doc(self, rel: str) -> dict[str, Any]:
-        """Decrypted content of a sample file (a fresh copy to edit and write back)."""
-        return self.decrypt(rel)
-
-    # -- git -----------------------------------------------------------------------------
-    def git(self, *args: str) -> str:
-        proc = subprocess.run(
-            ["git", *args], cwd=self.root, env=self.env(), capture_output=True, text=True
-        )
-        if proc.returncode != 0:
-            raise AssertionError(f"git {' '.join(args)} failed: {proc.stderr}")
-        return proc.stdout.strip()
-
-    def commit(self, message: str = "change") -> str:
-        self.git("add", "-A")
-        self.git("commit", "--quiet", "--allow-empty", "-m", message)
-        return self.git("rev-parse", "HEAD")
-
-    # -- the CLI -------------------------------------------------------------------------
-    def run(
-        self,
-        *args: str,
-        key: bool = True,
-        input: str | None = None,
-        cwd: Path | None = None,
-        env: dict[str, str] | None = None,
-        timeout: float = 120,
-    ) -> subprocess.CompletedProcess[str]:
-        """Run the real ``keyops`` CLI in a subprocess, as a user would."""
-        full_env = self.env(key=key)
-        if env:
-            full_env.update(env)
-        return subprocess.run(
-            [sys.executable, "-m", "keyops", *args],
-            cwd=cwd or self.root,
-            env=full_env,
-            input=input,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-
-
-def _build_template(target: Path) -> tuple[str, str]:
-    identity, recipient = new_identity()
-    target.mkdir(parents=True)
-    keyfile = target.parent / "identity.agekey"
-    keyfile.write_text(f"# test identity\n{identity}\n")
-    (target / ".sops.yaml").write_text(sops_rules({"dev": [recipient]}))
-    (target / "policies").mkdir()
-    settings_text = (PROJECT / "policies" / "keyops.yaml").read_text()
-    settings_text = settings_text.replace(
-        "age1xptlq8ymcsam5wdxrguuaww5nup3m5qw28yrgj7lm98pu8d4s96svmtsp5", recipient
-    )
-    (target / "policies" / "keyops.yaml").write_text(settings_text)
-    env = clean_env(target.parent)
-    env["SOPS_AGE_KEY_FILE"] = str(keyfile)
-    sops = Sops(target, env=env)
-    for name, document in sample.dev_stack(TODAY).items():
-        rel = f"credentials/dev/{name}.yaml"
-        out = target / rel
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_bytes(sops.encrypt(sample.dump_yaml(document), rel))
-    return identity, recipient
+#: Modules of tests/support that define fixtures: every test can ask for them by name.
+pytest_plugins = ("support.endpoint", "support.fetch", "support.github", "support.infra")
 
 
 @pytest.fixture(scope="session")
 def _template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
     base = tmp_path_factory.mktemp("template")
-    identity, recipient = _build_template(base / "repo")
+    identity, recipient = build_template(base / "repo")
     return base / "repo", identity, recipient
 
 

@@ -15,10 +15,8 @@ from typing import Any
 
 import pytest
 
-from conftest import KeyRepo
-from test_approval_github import SLUG, TOKEN, Answer, Replay, Routes, replay, review_routes
-
-__all__ = ["replay"]
+from support.github import SLUG, TOKEN, Answer, Replay, Routes, review_routes
+from support.repo import KeyRepo
 
 HEAD = "9f1c2e4b7a3d5f60818293a4b5c6d7e8f9a0b1c2"  # alice-sec approved this commit
 OLDER = "1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d"

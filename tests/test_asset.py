@@ -20,7 +20,6 @@ import pytest
 from joserfc import jwe, jws
 from joserfc.jwk import ECKey, KeySet, OctKey
 
-from conftest import PROJECT, KeyRepo
 from keyops.build.bundle import build_bundle, write_bundle
 from keyops.deploy.asset import (
     HANDLER,
@@ -29,6 +28,7 @@ from keyops.deploy.asset import (
     build_asset,
     pip_command,
 )
+from support.repo import PROJECT, KeyRepo
 
 EVENTS = PROJECT / "tests" / "events"
 #: Runs the handler with nothing but the standard library and the asset importable.

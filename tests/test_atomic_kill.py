@@ -16,9 +16,11 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import KeyRepo
-from keyops.store import sample
+import pytest
+
 from keyops.core.atomic import leftover_temps as temp_files
+from keyops.store import sample
+from support.repo import KeyRepo
 
 IOS = "credentials/dev/ios.yaml"
 ROUNDS = 25  # per command: 50 kills in all
@@ -85,6 +87,7 @@ def _secrets(doc: dict[str, object]) -> list[str]:
     return [c[f] for c in creds for f in ("key", "secret")]
 
 
+@pytest.mark.slow
 def test_rotate_and_promote_survive_50_kills(keyrepo: KeyRepo) -> None:
     key, secret = sample.pusher_hex(), sample.pusher_hex()
     rotate = ["rotate", "--stack", "dev", "--client", "ios", "--now", "2026-11-27", "--allow-dirty"]

@@ -13,10 +13,10 @@ import pytest
 from joserfc import jws
 from joserfc.jwk import ECKey, KeySet
 
-from conftest import KeyRepo
 from keyops.build.bundle import build_bundle, write_bundle
 from keyops.core.errors import BundleError, BundleExpired
 from keyops.protocol.bundle import BUNDLE_FILE, Bundle
+from support.repo import KeyRepo
 
 PAYLOAD_KEYS = [
     "stack",

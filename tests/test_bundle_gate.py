@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import KeyRepo
+from support.repo import KeyRepo
 
 
 def test_an_overdue_rotation_does_not_block_the_bundle(keyrepo: KeyRepo, tmp_path: Path) -> None:

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from conftest import KeyRepo, new_identity, sops_rules
 from keyops.store import sample
+from support.repo import KeyRepo, new_identity, sops_rules
 
 Doc = dict[str, Any]
 Row = tuple[str, str, str | None, str]

@@ -7,10 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import PROJECT, KeyRepo, clean_env
 from keyops.policy.shared_sops import SharedSops
 from keyops.store import loader
 from keyops.store.sources import GitSource, WorktreeSource
+from support.repo import PROJECT, KeyRepo, clean_env
 
 
 def test_unchanged_files_are_decrypted_once_for_both_sides(keyrepo: KeyRepo) -> None:

@@ -13,9 +13,9 @@ from typing import Any
 import jsonschema
 import pytest
 
-from conftest import KeyRepo
 from keyops.cli.reporters import Report, github, text
 from keyops.core.findings import Finding, Severity
+from support.repo import KeyRepo
 
 IOS = "credentials/dev/ios.yaml"
 ANDROID = "credentials/dev/android.yaml"

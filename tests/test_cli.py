@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from conftest import KeyRepo
-from test_validate_support import rewrite, run
+from support.repo import KeyRepo
+from support.validate import rewrite, run
 
 WEB = "credentials/dev/web.yaml"
 EXIT_CODES_HELP = """exit codes:
@@ -25,7 +25,12 @@ def test_help_lists_options_and_exit_codes(keyrepo: KeyRepo) -> None:
         "usage: keyops validate [-h] [--stack S] [--no-decrypt]\n"
         "                       [--format {text,json,sarif,github,markdown}]"
     )
-    for option in ("PATH", "--stack S", "--no-decrypt", "--format {text,json,sarif,github,markdown}"):
+    for option in (
+        "PATH",
+        "--stack S",
+        "--no-decrypt",
+        "--format {text,json,sarif,github,markdown}",
+    ):
         assert option in proc.stdout
     assert proc.stdout.endswith(EXIT_CODES_HELP)
     top = run(keyrepo, "--help")

@@ -59,7 +59,9 @@ def test_help_imports_no_command(tmp_path: Path) -> None:
         "print(sorted(m for m in sys.modules if m.startswith('keyops.cli.commands.')),"
         " file=sys.stderr)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path
+    )
     assert proc.stderr.strip() == "[]"
 
 

@@ -1,4 +1,4 @@
-"""``keyops client-config``: the bootstrap JSON of section 6, from a real sops-encrypted repo."""
+"""``keyops client-config``: the bootstrap JSON (docs/client.md), from a real sops repository."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import json
 import os
 import stat
 
-from conftest import KeyRepo
 from keyops.client import config as client_config
+from support.repo import KeyRepo
 
 
 def _ios(repo: KeyRepo) -> dict[str, object]:

@@ -18,7 +18,7 @@ from keyops.client.fetcher import Fetcher, Policy
 from keyops.client.token import Identity
 from keyops.client.transport import Request, Response
 from keyops.core.errors import NothingUsable
-from test_client_support import (
+from support.client import (
     KEY_A,
     KEY_B,
     NEXT_SIGNER,
@@ -525,7 +525,7 @@ def test_an_unwritable_cache_does_not_fail_the_fetch(tmp_path: Path) -> None:
 
 
 def test_requests_never_carry_the_secret_in_clear() -> None:
-    from test_client_support import SECRET_B64
+    from support.client import SECRET_B64
 
     seen: list[Request] = []
 

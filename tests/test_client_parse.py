@@ -10,7 +10,7 @@ import pytest
 
 from keyops.client import config as client_config
 from keyops.core.errors import ClientConfigError
-from test_client_support import SECRET, SECRET_B64, SIGNER, document
+from support.client import SECRET, SECRET_B64, SIGNER, document
 
 
 def test_a_good_document_parses() -> None:

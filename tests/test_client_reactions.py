@@ -10,7 +10,7 @@ from keyops.client.backoff import Backoff
 from keyops.client.fetcher import Fetcher, Policy
 from keyops.client.token import Identity
 from keyops.client.transport import Request
-from test_client_support import (
+from support.client import (
     KEY_A,
     KEY_B,
     A,

@@ -3,25 +3,19 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
-from conftest import PROJECT, clean_env
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from support.net import free_port
+from support.repo import PROJECT, clean_env
 
 
 def test_demo_runs_the_served_loop(tmp_path: Path) -> None:
     env = clean_env(tmp_path)
     env["SOPS_AGE_KEY_FILE"] = str(PROJECT / "keys" / "dev-TEST-ONLY.agekey")
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    env["KEYOPS_DEMO_PORT"] = str(_free_port())
+    env["KEYOPS_DEMO_PORT"] = str(free_port())
     env["TMPDIR"] = str(tmp_path)
     before = {p.name: p.read_bytes() for p in (PROJECT / "credentials" / "dev").iterdir()}
     proc = subprocess.run(

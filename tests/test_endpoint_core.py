@@ -1,4 +1,4 @@
-"""The framework-free endpoint core against a real built bundle: every row of section 6."""
+"""The framework-free endpoint core against a real built bundle: every row of docs/protocol.md."""
 
 from __future__ import annotations
 
@@ -13,21 +13,20 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from joserfc.jwk import ECKey
 
-from conftest import KeyRepo
 from keyops.build.bundle import build_bundle, write_bundle
-from keyops.protocol import selection
 from keyops.endpoint.core import Endpoint
+from keyops.protocol import selection
 from keyops.protocol.bundle import Bundle
-from test_endpoint_support import app_auth, mint, new_epk, new_repo, open_answer
-from test_endpoint_support import claims as _claims
+from support.endpoint import app_auth, claims, mint, new_epk, new_repo, open_answer
+from support.repo import KeyRepo
 
 #: The endpoints here run on a frozen clock, so a slow or busy test run never makes a token stale.
 NOW = time.time()
 
 
-def claims(epk: Any = None, **overrides: Any) -> dict[str, Any]:
+def claims_now(epk: Any = None, **overrides: Any) -> dict[str, Any]:
     overrides.setdefault("iat", int(NOW))
-    return _claims(epk, **overrides)
+    return claims(epk, **overrides)
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +74,7 @@ def ask(ep: Endpoint, token: str | None) -> tuple[int, dict[str, Any] | bytes, d
     return answer.status, answer.body, headers
 
 
-def problem(status: int, code: str) -> dict[str, Any]:
+def expected_problem(status: int, code: str) -> dict[str, Any]:
     titles = {
         "bad-request": None,
         "invalid-token": "The token is not valid",
@@ -119,7 +118,7 @@ def test_semver_precedence() -> None:
 
 def test_happy_path_decrypts_and_verifies(bundle: Bundle, auth: tuple[str, bytes]) -> None:
     epk = new_epk()
-    status, body, headers = ask(endpoint(bundle), mint(*auth, claims(epk, app_version="5.2.0")))
+    status, body, headers = ask(endpoint(bundle), mint(*auth, claims_now(epk, app_version="5.2.0")))
     assert status == 200
     assert headers["content-type"] == "application/jose"
     assert headers["cache-control"] == "no-store"
@@ -146,7 +145,7 @@ def test_rollout_share_follows_buckets(bundle: Bundle, auth: tuple[str, bytes]) 
     installs = [f"install-{i:05d}" for i in range(300)]
     for install in installs:
         epk = new_epk()
-        token = mint(*auth, claims(epk, app_version="6.1.0", install_id=install))
+        token = mint(*auth, claims_now(epk, app_version="6.1.0", install_id=install))
         status, body, _ = ask(ep, token)
         assert status == 200
         payload = open_answer(body, epk, bundle.jwks())  # type: ignore[arg-type]
@@ -159,10 +158,10 @@ def test_rollout_share_follows_buckets(bundle: Bundle, auth: tuple[str, bytes]) 
 
 
 def test_min_app_version_gives_426(bundle: Bundle, auth: tuple[str, bytes]) -> None:
-    status, body, _ = ask(endpoint(bundle), mint(*auth, claims(app_version="4.9.9")))
-    assert (status, body) == (426, problem(426, "upgrade-required"))
+    status, body, _ = ask(endpoint(bundle), mint(*auth, claims_now(app_version="4.9.9")))
+    assert (status, body) == (426, expected_problem(426, "upgrade-required"))
     # A pre-release sorts before its release: 5.0.0-beta.1 < 5.0.0.
-    status, _, _ = ask(endpoint(bundle), mint(*auth, claims(app_version="5.0.0-beta.1")))
+    status, _, _ = ask(endpoint(bundle), mint(*auth, claims_now(app_version="5.0.0-beta.1")))
     assert status == 426
 
 
@@ -171,28 +170,30 @@ def test_unknown_client_kid_and_bad_signature_are_identical(
 ) -> None:
     kid, secret = auth
     answers = [
-        ask(endpoint(bundle), mint(kid, b"x" * 32, claims())),  # bad signature
-        ask(endpoint(bundle), mint("no-such-kid", secret, claims())),  # unknown kid
-        ask(endpoint(bundle), mint(kid, secret, claims(sub="watch"))),  # unknown client
-        ask(endpoint(bundle), mint(kid, secret, claims(sub="android"))),  # kid of another client
+        ask(endpoint(bundle), mint(kid, b"x" * 32, claims_now())),  # bad signature
+        ask(endpoint(bundle), mint("no-such-kid", secret, claims_now())),  # unknown kid
+        ask(endpoint(bundle), mint(kid, secret, claims_now(sub="watch"))),  # unknown client
+        ask(
+            endpoint(bundle), mint(kid, secret, claims_now(sub="android"))
+        ),  # kid of another client
         ask(endpoint(bundle), None),  # no token at all
-        ask(endpoint(bundle), mint(kid, secret, claims(aud="prod"))),  # token for another stack
+        ask(endpoint(bundle), mint(kid, secret, claims_now(aud="prod"))),  # token for another stack
     ]
     first = answers[0]
-    assert first[0] == 401 and first[1] == problem(401, "invalid-token")
+    assert first[0] == 401 and first[1] == expected_problem(401, "invalid-token")
     assert first[2]["www-authenticate"] == 'Bearer error="invalid_token"'
     assert all(answer == first for answer in answers)
 
 
 @pytest.mark.parametrize("skew", [-301, 301, 100_000])
 def test_stale_iat(bundle: Bundle, auth: tuple[str, bytes], skew: int) -> None:
-    status, body, _ = ask(endpoint(bundle), mint(*auth, claims(iat=int(NOW) + skew)))
-    assert (status, body) == (401, problem(401, "stale-token"))
+    status, body, _ = ask(endpoint(bundle), mint(*auth, claims_now(iat=int(NOW) + skew)))
+    assert (status, body) == (401, expected_problem(401, "stale-token"))
 
 
 def test_iat_inside_window_is_accepted(bundle: Bundle, auth: tuple[str, bytes]) -> None:
     for skew in (-299, 299):
-        status, _, _ = ask(endpoint(bundle), mint(*auth, claims(iat=int(NOW) + skew)))
+        status, _, _ = ask(endpoint(bundle), mint(*auth, claims_now(iat=int(NOW) + skew)))
         assert status == 200
 
 
@@ -231,7 +232,7 @@ BAD_CLAIMS: list[tuple[str, dict[str, Any]]] = [
 def test_malformed_claims_give_400(
     bundle: Bundle, auth: tuple[str, bytes], why: str, change: dict[str, Any]
 ) -> None:
-    body_claims = claims(**change)
+    body_claims = claims_now(**change)
     if change.get("epk", "") is None:
         body_claims.pop("epk", None)
     status, body, _ = ask(endpoint(bundle), mint(*auth, body_claims))
@@ -241,8 +242,8 @@ def test_malformed_claims_give_400(
 
 
 def test_no_bundle_and_expired_bundle_give_503(bundle: Bundle, auth: tuple[str, bytes]) -> None:
-    token = mint(*auth, claims())
-    assert ask(endpoint(None), token)[:2] == (503, problem(503, "not-ready"))
+    token = mint(*auth, claims_now())
+    assert ask(endpoint(None), token)[:2] == (503, expected_problem(503, "not-ready"))
     late = endpoint(bundle, now=bundle.exp + 1)
     assert late.handle("GET", "/healthz").status == 503
     assert json.loads(late.handle("GET", "/healthz").body)["code"] == "not-ready"
@@ -268,8 +269,8 @@ def test_health_and_routing(bundle: Bundle) -> None:
 def test_metrics_count_client_served_and_held(bundle: Bundle, auth: tuple[str, bytes]) -> None:
     ep = endpoint(bundle)
     for held in ("ios-2026-05", "ios-2026-05", "ios-2026-11", None, "someone-elses"):
-        assert ask(ep, mint(*auth, claims(held=held)))[0] == 200
-    ask(ep, mint("nope", b"k" * 32, claims()))
+        assert ask(ep, mint(*auth, claims_now(held=held)))[0] == 200
+    ask(ep, mint("nope", b"k" * 32, claims_now()))
     text = ep.handle("GET", "/metrics").body.decode()
     line = 'keyops_served_total{{stack="dev",client="ios",credential="ios-2026-11",held="{}"}} {}'
     for held, count in (("ios-2026-05", 2), ("ios-2026-11", 1), ("none", 1), ("other", 1)):
@@ -334,7 +335,7 @@ def test_hostile_tokens_only_400_or_401(
         "no-y": {"kty": "EC", "crv": "P-256", "x": new_epk().as_dict()["x"]},
         "garbage": extra,
     }
-    body = claims(keys[epk], sub=sub, aud=aud, junk=extra)
+    body = claims_now(keys[epk], sub=sub, aud=aud, junk=extra)
     header = {"alg": alg, "kid": kid, "typ": "JWT"}
     if sign and alg == "HS256" and isinstance(kid, str) and kid:
         token = mint(kid, auth[1], body)
@@ -349,11 +350,11 @@ def test_hostile_tokens_only_400_or_401(
 def test_garbage_authorization_is_401(bundle: Bundle, raw: bytes) -> None:
     # Headers arrive as latin-1 text from the ASGI server: any byte string maps to some text.
     status, body, _ = ask(endpoint(bundle), raw.decode("latin-1"))
-    assert (status, body) == (401, problem(401, "invalid-token"))
+    assert (status, body) == (401, expected_problem(401, "invalid-token"))
 
 
 def test_huge_and_non_utf8_tokens_are_401(bundle: Bundle, auth: tuple[str, bytes]) -> None:
-    huge = mint(*auth, claims(padding="x" * 20_000))
+    huge = mint(*auth, claims_now(padding="x" * 20_000))
     assert ask(endpoint(bundle), huge)[0] == 401
     non_utf8 = _b64(b"\xff\xfe{") + "." + _b64(b"\xc3\x28") + ".c2ln"
     assert ask(endpoint(bundle), non_utf8)[0] == 401
@@ -372,5 +373,5 @@ def test_alg_confusion_with_the_public_signing_key_is_401(bundle: Bundle) -> Non
     # The classic attack: HS256 "signed" with the published ES256 key, under its kid.
     public = json.dumps(bundle.jwks()["keys"][0]).encode()
     for kid in (bundle.signing_kid, "ios-build-2026a"):
-        status, body, _ = ask(endpoint(bundle), mint(kid, public, claims()))
-        assert (status, body) == (401, problem(401, "invalid-token"))
+        status, body, _ = ask(endpoint(bundle), mint(kid, public, claims_now()))
+        assert (status, body) == (401, expected_problem(401, "invalid-token"))

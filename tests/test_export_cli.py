@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import KeyRepo
-from test_rotate_cli import revoke
+from support.lifecycle import revoke
+from support.repo import KeyRepo
 
 ANDROID = "credentials/dev/android.yaml"
 

@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from test_client_support import document
-from test_fetch_support import closed_url
+from support.client import document
+from support.net import closed_url
 
 FIX = "Regenerate it with 'keyops client-config --stack S --client C --out FILE'."
 

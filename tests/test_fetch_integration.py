@@ -8,11 +8,14 @@ import threading
 import time
 from pathlib import Path
 
-import test_fetch_support as support
+import pytest
+
 from keyops.client import config as client_config
 from keyops.client.fetcher import Fetcher, Policy, Result
 from keyops.client.token import Identity
-from test_fetch_support import Served, closed_url, write_config
+from support import fetch as support
+from support.fetch import Served, write_config
+from support.net import closed_url
 
 two_servers = support.two_servers  # the fixture, under its name
 LOOP = 40
@@ -78,6 +81,7 @@ def test_a_device_clock_an_hour_slow_is_corrected_from_the_servers_date(
     assert fetcher.refresh().attempts[0].outcome == "ok"  # the learned skew is kept
 
 
+@pytest.mark.slow
 def test_no_fetch_fails_while_one_server_is_killed(two_servers: Served) -> None:
     first, second = two_servers.servers
     config = client_config.parse(

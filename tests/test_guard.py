@@ -14,10 +14,13 @@ from typing import Any
 
 import pytest
 
-from conftest import PROJECT
-from infra_support import DeployRepo, make_repo, run_program
 from keyops.deploy.guard import POLICIES, Recorded, Violation, evaluate
 from keyops.deploy.iam import wildcards
+from support.infra import (
+    DeployRepo,
+    run_program,
+)
+from support.repo import PROJECT
 
 ROLE_TRUST = json.dumps(
     {
@@ -30,11 +33,6 @@ ROLE_TRUST = json.dumps(
         ]
     }
 )
-
-
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory: pytest.TempPathFactory, _template: tuple[Path, str, str]) -> DeployRepo:
-    return make_repo(tmp_path_factory.mktemp("guard"), _template)
 
 
 def record(
@@ -59,16 +57,20 @@ def names(violations: list[Violation]) -> set[str]:
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_shipped_stacks_pass_every_policy(stack: str, repo: DeployRepo, tmp_path: Path) -> None:
-    run = run_program(repo, stack, tmp_path / "run.json")
+def test_shipped_stacks_pass_every_policy(
+    stack: str, deploy_repo: DeployRepo, tmp_path: Path
+) -> None:
+    run = run_program(deploy_repo, stack, tmp_path / "run.json")
     assert run.error is None, run.error
     recorded = run.recorded()
     assert len(recorded) > 40
     assert evaluate(recorded) == []
 
 
-def test_broken_config_fails_with_the_expected_policies(repo: DeployRepo, tmp_path: Path) -> None:
-    run = run_program(repo, "prod", tmp_path / "run.json", "--broken")
+def test_broken_config_fails_with_the_expected_policies(
+    deploy_repo: DeployRepo, tmp_path: Path
+) -> None:
+    run = run_program(deploy_repo, "prod", tmp_path / "run.json", "--broken")
     assert run.error is None, run.error
     violations = evaluate(run.recorded())
     assert names(violations) == {

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from conftest import KeyRepo
-from test_rotate_cli import pair, revoke, rotate
+from support.lifecycle import pair, revoke, rotate
+from support.repo import KeyRepo
 
 
 def test_history_lists_transitions_from_git_without_a_key(keyrepo: KeyRepo) -> None:

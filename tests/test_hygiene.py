@@ -12,23 +12,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import KeyRepo
 from keyops.cli.commands.hygiene import AgeIssue, marker, sync_issues
 from keyops.cli.github import GitHub, Request, Response
-from test_approval_github import SLUG, TOKEN, Answer, Replay, Routes, RouteTable, replay
-
-__all__ = ["replay"]
+from support.github import SLUG, TOKEN, Answer, Replay, Routes, RouteTable
+from support.net import free_port
+from support.repo import KeyRepo
+from support.serve import point_endpoints, start_serve
 
 ISSUES = "/repos/acme/keyops/issues"
 LABEL = "/repos/acme/keyops/labels/keyops-hygiene"
@@ -206,55 +201,23 @@ def test_a_local_bundle_within_the_window_needs_a_redeploy(
     ]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def point_endpoints(keyrepo: KeyRepo, urls: list[str]) -> None:
-    doc = keyrepo.read_doc("credentials/dev/_stack.yaml")
-    doc["endpoints"] = urls
-    keyrepo.write_doc("credentials/dev/_stack.yaml", doc)
-
-
 @pytest.fixture
 def served(keyrepo: KeyRepo, tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """A real ``keyops serve`` on 127.0.0.1 with a bundle expiring in 5 days."""
     out = tmp_path / "bundle"
     build(keyrepo, out, "--ttl-days", "5")
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "keyops", "serve", "--bundle", str(out), "--port", str(port)],
-        cwd=keyrepo.root,
-        env=keyrepo.env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
+    server = start_serve(keyrepo, ["--bundle", str(out)], tmp_path / "serve.log")
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/healthz", timeout=1) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"keyops serve did not start: {proc.stderr!r}")
-            time.sleep(0.1)
-        yield url, out
+        yield server.url, out
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        server.stop()
 
 
 def test_an_endpoint_serving_an_expiring_bundle_gets_a_dispatched_redeploy(
     keyrepo: KeyRepo, served: tuple[str, Path], replay: Any
 ) -> None:
     url, _ = served
-    point_endpoints(keyrepo, [url])
+    point_endpoints(keyrepo, [url], commit=False)
     dispatch = "/repos/acme/keyops/actions/workflows/deploy.yml/dispatches"
     server = replay({("POST", dispatch): [Answer(204)]})
     proc = keyrepo.run(
@@ -283,7 +246,7 @@ def test_a_fresh_bundle_needs_nothing_and_an_unreachable_endpoint_is_reported(
 ) -> None:
     url, _ = served
     closed = f"http://127.0.0.1:{free_port()}"
-    point_endpoints(keyrepo, [url, closed])
+    point_endpoints(keyrepo, [url, closed], commit=False)
     server = replay({})
     proc = keyrepo.run(
         "hygiene", "bundles", "--within-days", "3", "--timeout", "2", env=server.env()
@@ -298,10 +261,10 @@ def test_a_fresh_bundle_needs_nothing_and_an_unreachable_endpoint_is_reported(
 
 
 def test_an_endpoint_without_a_valid_bundle_needs_a_redeploy(keyrepo: KeyRepo, replay: Any) -> None:
-    # The contract's 503 answer for a missing or expired bundle (DESIGN.md section 6).
+    # The contract's 503 answer for a missing or expired bundle (docs/protocol.md).
     problem = {"type": "about:blank", "title": "Not ready", "status": 503, "code": "not-ready"}
     endpoint = replay({("GET", "/healthz"): [Json(problem, 503)]})
-    point_endpoints(keyrepo, [endpoint.url])
+    point_endpoints(keyrepo, [endpoint.url], commit=False)
     proc = keyrepo.run("hygiene", "bundles")
     assert proc.returncode == 1, proc.stderr
     assert proc.stdout.splitlines() == [

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import PROJECT
 from keyops.core.errors import DeployConfigError
 from keyops.deploy.config import parse
+from support.repo import PROJECT
 
 
 def shipped(stack: str) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import PROJECT
+from support.repo import PROJECT
 
 
 def make(*args: str) -> subprocess.CompletedProcess[str]:

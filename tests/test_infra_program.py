@@ -1,7 +1,7 @@
 """The real infra/ program under Pulumi's mocks, once with the dev and once with the prod stack.
 
-Each run is a fresh interpreter (tests/infra_harness.py) fed through PULUMI_CONFIG, against a
-repository in tmp_path holding a dev stack and a prod stack encrypted by real sops.
+Each run is a fresh interpreter (tests/support/infra_harness.py) fed through PULUMI_CONFIG,
+against a repository in tmp_path holding a dev stack and a prod stack encrypted by real sops.
 """
 
 from __future__ import annotations
@@ -12,10 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PROJECT
-from infra_support import DeployRepo, Run, leaked, make_repo, run_program
 from keyops.deploy.asset import HANDLER, MANIFEST
 from keyops.deploy.iam import wildcards
+from support.infra import (
+    DeployRepo,
+    Run,
+    leaked,
+    run_program,
+)
+from support.repo import PROJECT
 
 FN = "aws:lambda/function:Function"
 STAGE = "aws:apigatewayv2/stage:Stage"
@@ -39,17 +44,14 @@ PER_REGION = {
 }
 
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory: pytest.TempPathFactory, _template: tuple[Path, str, str]) -> DeployRepo:
-    return make_repo(tmp_path_factory.mktemp("deploy"), _template)
-
-
 @pytest.fixture(scope="module", params=["dev", "prod"])
 def run(
-    request: pytest.FixtureRequest, repo: DeployRepo, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    deploy_repo: DeployRepo,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> tuple[str, Run]:
     stack = request.param
-    result = run_program(repo, stack, tmp_path_factory.mktemp(stack) / "run.json")
+    result = run_program(deploy_repo, stack, tmp_path_factory.mktemp(stack) / "run.json")
     assert result.error is None, result.error
     return stack, result
 
@@ -205,10 +207,10 @@ def test_function_roles_only_write_their_own_logs(run: tuple[str, Run]) -> None:
 
 
 def test_no_secret_in_any_resource_or_the_code_asset(
-    run: tuple[str, Run], repo: DeployRepo
+    run: tuple[str, Run], deploy_repo: DeployRepo
 ) -> None:
     stack, result = run
-    secrets = repo.secrets(stack)
+    secrets = deploy_repo.secrets(stack)
     assert all(secrets.values())
     every = [s for values in secrets.values() for s in values]
     # Recorded inputs and states of every resource (secret inputs are recorded as digests).
@@ -227,7 +229,7 @@ def test_no_secret_in_any_resource_or_the_code_asset(
         assert [s[:4] for s in every if s in env] == []
 
 
-def test_outputs_and_their_secrecy(run: tuple[str, Run], repo: DeployRepo) -> None:
+def test_outputs_and_their_secrecy(run: tuple[str, Run], deploy_repo: DeployRepo) -> None:
     stack, result = run
     out = result.outputs
     domain = {"dev": "keys.dev.example.com", "prod": "keys.example.com"}[stack]
@@ -251,7 +253,7 @@ def test_outputs_and_their_secrecy(run: tuple[str, Run], repo: DeployRepo) -> No
 
 
 def test_invalid_settings_stop_the_program_before_any_resource(
-    repo: DeployRepo, tmp_path: Path
+    deploy_repo: DeployRepo, tmp_path: Path
 ) -> None:
     text = (PROJECT / "stacks" / "Pulumi.prod.yaml").read_text()
     broken = text.replace("    - us-east-1\n    - ap-southeast-1\n", "")
@@ -259,7 +261,7 @@ def test_invalid_settings_stop_the_program_before_any_resource(
     broken += "  keyops:logRetention: 30\n"  # a typo of logRetentionDays
     stack_file = tmp_path / "Pulumi.prod.yaml"
     stack_file.write_text(broken)
-    result = run_program(repo, "prod", tmp_path / "run.json", stack_file=stack_file)
+    result = run_program(deploy_repo, "prod", tmp_path / "run.json", stack_file=stack_file)
     assert result.error == (
         "RunError: error: stacks/Pulumi.prod.yaml has 2 invalid setting(s): keyops:logRetention "
         "is not a known setting (check the spelling); keyops:regions must "
@@ -270,17 +272,19 @@ def test_invalid_settings_stop_the_program_before_any_resource(
 
 
 def test_a_policy_error_in_the_credentials_fails_the_deployment(
-    repo: DeployRepo, tmp_path: Path
+    deploy_repo: DeployRepo, tmp_path: Path
 ) -> None:
-    copy = DeployRepo(tmp_path / "repo", repo.keyfile, repo.home)
-    shutil.copytree(repo.root, copy.root, symlinks=True)
+    copy = DeployRepo(tmp_path / "deploy_repo", deploy_repo.keyfile, deploy_repo.home)
+    shutil.copytree(deploy_repo.root, copy.root, symlinks=True)
     shutil.rmtree(copy.root / "build", ignore_errors=True)
     ios = copy.root / "credentials" / "prod" / "ios.yaml"
     # A hand edit of cleartext metadata breaks the sops MAC: the bundle build must refuse.
     ios.write_text(ios.read_text().replace("platform: ios", "platform: android"))
     result = run_program(copy, "prod", tmp_path / "run.json")
     assert result.error is not None
-    assert result.error.startswith("RunError: error: refusing to build the bundle of stack 'prod': ")
+    assert result.error.startswith(
+        "RunError: error: refusing to build the bundle of stack 'prod': "
+    )
     assert "credentials/prod/ios.yaml" in result.error
     assert result.resources == []
     assert not (copy.root / "build" / "lambda" / "prod" / "asset").exists()

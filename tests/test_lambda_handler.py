@@ -11,20 +11,10 @@ from typing import Any
 
 import pytest
 
-from conftest import KeyRepo
 from keyops.endpoint import lambda_handler
-from test_endpoint_support import (
-    app_auth,
-    bundle_dir,
-    claims,
-    jwks_of,
-    mint,
-    new_epk,
-    open_answer,
-    served_repo,
-)
+from support.endpoint import app_auth, claims, jwks_of, mint, new_epk, open_answer
+from support.repo import KeyRepo
 
-__all__ = ["bundle_dir", "served_repo"]
 EVENTS = Path(__file__).parent / "events"
 
 

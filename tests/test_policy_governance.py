@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import KeyRepo
+from support.repo import KeyRepo
 
 
 def _reviews(tmp_path: Path, login: str, sha: str) -> Path:

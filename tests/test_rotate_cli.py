@@ -10,29 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import KeyRepo
 from keyops.store import sample
+from support.lifecycle import pair, revoke, rotate
+from support.repo import KeyRepo
 
 IOS = "credentials/dev/ios.yaml"
 ANDROID = "credentials/dev/android.yaml"
-
-
-def pair() -> tuple[str, str]:
-    return sample.pusher_hex(), sample.pusher_hex()
-
-
-def rotate(keyrepo: KeyRepo, *extra: str, key: str, secret: str, client: str = "ios"):
-    return keyrepo.run(
-        "rotate",
-        "--stack",
-        "dev",
-        "--client",
-        client,
-        "--now",
-        "2026-11-27",
-        *extra,
-        input=f"{key}\n{secret}\n",
-    )
 
 
 def test_rotate_adds_a_pending_credential_and_keeps_the_layout(keyrepo: KeyRepo) -> None:
@@ -151,15 +134,6 @@ def test_rotate_refuses_a_taken_id(keyrepo: KeyRepo) -> None:
     )
 
 
-def revoke(
-    keyrepo: KeyRepo, client: str, cred_id: str, reason: str, incident: str, *extra: str
-) -> subprocess.CompletedProcess[str]:
-    return keyrepo.run(
-        "revoke", "--stack", "dev", "--client", client, "--id", cred_id, "--reason", reason,
-        "--incident", incident, "--now", "2026-11-27", *extra,
-    )  # fmt: skip
-
-
 def test_edit_refuses_a_dirty_file_unless_allowed(keyrepo: KeyRepo) -> None:
     plain = b"# a hand edit\n" + sample.dump_yaml(keyrepo.decrypt(IOS))
     keyrepo.write_bytes(IOS, keyrepo.sops().encrypt(plain, IOS))
@@ -211,7 +185,7 @@ def test_promote_moves_pending_to_active_and_active_to_retiring(keyrepo: KeyRepo
     assert creds["web-2026-11"]["activated"] == "2026-11-30"
     assert creds["web-2026-06"]["state"] == "retiring"
     assert creds["web-2026-06"]["retiring_since"] == "2026-11-30"
-    # Field order follows DESIGN.md: retiring_since right after activated.
+    # Field order follows docs/file-format.md: retiring_since right after activated.
     assert list(creds["web-2026-06"]) == [
         "id",
         "state",

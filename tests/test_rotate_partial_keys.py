@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 
-from conftest import KeyRepo, new_identity, sops_rules
 from keyops.store import sample
+from support.repo import KeyRepo, new_identity, sops_rules
 
 
 def _add_prod_without_its_key(keyrepo: KeyRepo) -> None:

@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import KeyRepo
 from keyops.store import sample
+from support.repo import KeyRepo
 
 WEB = "credentials/dev/web.yaml"
 

@@ -13,9 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import KeyRepo
 from keyops.store import sample
 from keyops.store.sops import find_binary
+from support.repo import KeyRepo
 
 WRAPPER = """#!/bin/sh
 {{ printf '%s\\0' "$0" "$@"; printf '\\n--env--\\n'; env; printf '\\n--end--\\n'; }} >> {log}

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from conftest import KeyRepo
 from keyops.store import schema
-from test_validate_support import expect_findings, findings, rewrite, run
+from support.repo import KeyRepo
+from support.validate import expect_findings, findings, rewrite, run
 
 WEB = "credentials/dev/web.yaml"
 IOS = "credentials/dev/ios.yaml"

@@ -14,22 +14,17 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import KeyRepo
-from test_endpoint_support import (
+from support.endpoint import (
     Server,
     app_auth,
-    bundle_dir,
     claims,
     jwks_of,
     mint,
     new_epk,
     open_answer,
-    served_repo,
-    server,
     start_server,
 )
-
-__all__ = ["bundle_dir", "served_repo", "server"]  # fixtures used by name below
+from support.repo import KeyRepo
 
 
 def get(url: str, token: str | None = None, **headers: Any) -> httpx.Response:

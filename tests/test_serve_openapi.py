@@ -19,20 +19,9 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from conftest import KeyRepo
-from test_endpoint_support import (
-    PROJECT,
-    Server,
-    app_auth,
-    bundle_dir,
-    claims,
-    mint,
-    new_epk,
-    served_repo,
-    server,
-)
+from support.endpoint import PROJECT, Server, app_auth, claims, mint, new_epk
+from support.repo import KeyRepo
 
-__all__ = ["bundle_dir", "served_repo", "server"]
 SPEC_PATH = PROJECT / "openapi.yaml"
 SPEC: dict[str, Any] = yaml.safe_load(SPEC_PATH.read_text())
 schema = schemathesis.openapi.from_path(str(SPEC_PATH))

@@ -13,11 +13,11 @@ import pytest
 from joserfc import jws
 from joserfc.jwk import ECKey
 
-from conftest import KeyRepo
 from keyops.build.bundle import build_bundle, write_bundle
 from keyops.endpoint.core import Endpoint
 from keyops.endpoint.reload import BundleWatcher
 from keyops.protocol.bundle import BUNDLE_FILE, BUNDLE_TYP, Bundle
+from support.repo import KeyRepo
 
 
 def _b64json(part: str) -> Any:

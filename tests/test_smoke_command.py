@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-import test_fetch_support as support
 from keyops.cli.commands.smoke import PROBE_INSTALL_ID, bucket, expected_ids
 from keyops.core.model import ClientFile
 from keyops.store import sample
-from test_fetch_support import Served, closed_url
+from support import fetch as support
+from support.fetch import Served
+from support.net import closed_url
+from support.serve import wait_for_version
 
 two_servers = support.two_servers  # the fixture, under its name
 # Generous: the suite shares a small machine; a slow answer is not what these tests are about.
@@ -129,7 +131,7 @@ def test_smoke_accepts_a_pending_key_in_its_rollout_after_a_live_reload(
     built = repo.run("build", "--stack", "dev", "--out", str(two_servers.bundle))
     assert built.returncode == 0, built.stderr
     for server in two_servers.servers:  # the servers reload the rebuilt bundle by themselves
-        support.wait_for_version(server, two_servers.bundle_version + 1)
+        wait_for_version(server, two_servers.bundle_version + 1)
     proc = repo.run("smoke", *TIMEOUT, "--stack", "dev", "--client", "android")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     version = two_servers.bundle_version + 1

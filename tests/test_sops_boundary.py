@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import KeyRepo
 from keyops.core.errors import SopsFileError
 from keyops.store import sops as sops_module
-from test_validate_support import findings, run
+from support.repo import KeyRepo
+from support.validate import findings, run
 
 REAL_SOPS = sops_module.find_binary()
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from conftest import KeyRepo
-from test_validate_support import rewrite, run
+from support.repo import KeyRepo
+from support.validate import rewrite, run
 
 TABLE = (
     "stack dev\n"

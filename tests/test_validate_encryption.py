@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import KeyRepo, new_identity, sops_rules
-from test_validate_support import enc_value, expect_findings, findings, run
+from support.repo import KeyRepo, new_identity, sops_rules
+from support.validate import enc_value, expect_findings, findings, run
 
 WEB = "credentials/dev/web.yaml"
 KEY_SOURCES = (

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from conftest import KeyRepo
-from test_validate_support import expect_findings, findings, run
+from support.repo import KeyRepo
+from support.validate import expect_findings, findings, run
 
 
 def test_sample_repository_is_clean(keyrepo: KeyRepo) -> None:

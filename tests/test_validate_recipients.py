@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from conftest import KeyRepo, new_identity, sops_rules
-from test_validate_support import RULE_DEV, SAMPLE_FILES, expect_findings, findings, run
+from support.repo import KeyRepo, new_identity, sops_rules
+from support.validate import RULE_DEV, SAMPLE_FILES, expect_findings, findings, run
 
 SOPS_LINE = {"_stack": 11, "android": 19, "ios": 26, "server": 14, "web": 19}
 EXTRA_RULE = (

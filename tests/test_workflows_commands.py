@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import shlex
 
-from conftest import KeyRepo
-from test_workflows import NAMES, load, steps
+from support.repo import KeyRepo
+from support.workflows import NAMES, load, steps
 
 COVERED = {
     'keyops check --base "origin/$BASE_REF" --format sarif > keyops.sarif': (

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from conftest import KeyRepo
+from support.repo import KeyRepo
 
 PROJECT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent

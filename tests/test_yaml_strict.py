@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import KeyRepo
 from keyops.store import yamlload
-from test_validate_support import findings, run
+from support.repo import KeyRepo
+from support.validate import findings, run
 
 REL = "credentials/dev/extra.yaml"
 

@@ -1,7 +1,7 @@
 """The auth server's keyring: every live key of a stack mapped to what signs for it.
 
-Channel auth must be signed with the secret of the key the client connected with (DESIGN.md
-section 1), and during a rotation clients connect with the pending, active and retiring keys at
+Channel auth must be signed with the secret of the key the client connected with (Pusher's
+rule), and during a rotation clients connect with the pending, active and retiring keys at
 once. So the keyring holds all three states, and nothing else: retired and revoked keys are gone.
 """
 

@@ -1,4 +1,4 @@
-"""The bootstrap configuration an app build carries (DESIGN.md section 6, ``keyops client-config``).
+"""The bootstrap configuration an app build carries (``keyops client-config``).
 
 Parsing is strict: an app that ships a broken configuration should fail in its first test run,
 not in the field. Every problem names the JSON path that is wrong and how to fix it; the HMAC
@@ -21,7 +21,7 @@ from keyops.core.errors import ClientConfigError, InputError
 
 KEY_RE = re.compile(r"^[0-9a-f]{20}$")
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{2,62}$")
-#: Shortest HMAC key accepted (DESIGN.md section 4: at least 32 random bytes).
+#: Shortest HMAC key accepted (docs/file-format.md: at least 32 random bytes).
 MIN_SECRET_BYTES = 32
 FIX = ClientConfigError.FIX
 

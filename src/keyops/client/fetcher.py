@@ -173,7 +173,7 @@ class Fetcher:
         raise NothingUsable(tuple(attempts), self._take_notes())
 
     def on_pusher_error(self, code: int) -> Reaction:
-        """React to a Pusher WebSocket close code (DESIGN.md section 1)."""
+        """React to a Pusher WebSocket close code (docs/client.md, section 5)."""
         if code in REFETCH_CODES:
             held = self._in_use()
             if held is not None and self._refetched_for == held:

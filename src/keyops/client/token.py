@@ -1,4 +1,4 @@
-"""The request token of protocol v1 (DESIGN.md section 6), one per request.
+"""The request token of protocol v1 (docs/protocol.md), one per request.
 
 Every request gets a fresh P-256 key pair. Its public half travels in the token as ``epk``; the
 server encrypts its answer to it, and the private half never leaves this process. A recorded

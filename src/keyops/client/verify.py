@@ -1,4 +1,4 @@
-"""Opening and checking a protocol v1 answer (DESIGN.md section 6).
+"""Opening and checking a protocol v1 answer (docs/protocol.md).
 
 Two layers, checked in this order:
 

@@ -6,7 +6,7 @@ changed. Nothing here reads files, talks to sops or decides whether a move is *a
 the policy engine's job (:mod:`keyops.policy`). The functions only refuse what they cannot
 express at all, such as an id that does not exist or an ambiguous "the pending credential".
 
-Field order inside a credential follows DESIGN.md section 4 so that edited files read the same
+Field order inside a credential follows docs/file-format.md so that edited files read the same
 as hand-written ones: id, state, key, secret, created, activated, retiring_since, retired,
 revoked, reason, incident, min_app_version, rollout_percent.
 """

@@ -1,4 +1,4 @@
-"""App token verification (section 6 "Request"): HS256 by app_auth kid, then the claims.
+"""App token verification: HS256 by app_auth kid, then the claims (docs/protocol.md).
 
 Order, and why:
 

@@ -1,8 +1,8 @@
-"""The framework-free endpoint: one request in, one response out (DESIGN.md section 6).
+"""The framework-free endpoint: one request in, one response out (docs/protocol.md).
 
 Routes: ``GET /v1/credentials`` (token → selection → JWE of the prebuilt JWS to ``epk``),
 ``GET /healthz`` and ``GET /metrics``. Errors are ``application/problem+json`` with the codes of
-the section 6 table; unknown paths answer 404 ``not-found`` and other methods 405
+the table in docs/protocol.md; unknown paths answer 404 ``not-found`` and other methods 405
 ``method-not-allowed`` (both extensions, documented in openapi.yaml).
 
 The endpoint holds no signing key: it hands out payloads signed at build time. Nothing it logs or

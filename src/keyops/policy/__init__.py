@@ -1,4 +1,4 @@
-"""The change-aware policy engine behind ``keyops check`` (DESIGN.md section 5).
+"""The change-aware policy engine behind ``keyops check`` (docs/policies.md).
 
 Public interface (other commands code against it):
 

@@ -22,7 +22,7 @@ def client_view(client: ClientFile, cred: Credential) -> dict[str, Any]:
         "key": cred.key,
         "cluster": client.cluster,
     }
-    # Selection inputs (DESIGN.md section 6); the endpoint uses them, apps never see a secret.
+    # Selection inputs (docs/protocol.md); the endpoint uses them, apps never see a secret.
     if cred.min_app_version is not None:
         view["min_app_version"] = cred.min_app_version
     if cred.state == "pending" and cred.rollout_percent is not None:

@@ -1,4 +1,4 @@
-"""Which signed payload an install gets (section 6 "Selection"), and semver precedence."""
+"""Which signed payload an install gets, and semver precedence (docs/protocol.md)."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ import yaml
 
 from keyops.core.errors import RepositoryError
 
-#: DESIGN.md section 4: lifecycle metadata stays readable in diffs; secrets do not.
+#: docs/file-format.md: lifecycle metadata stays readable in diffs; secrets do not.
 ENCRYPTED_REGEX = "^(key|secret|encryption_master_key|private_jwk)$"
 ENCRYPTED_FIELDS = frozenset({"key", "secret", "encryption_master_key", "private_jwk"})
 

@@ -1,4 +1,4 @@
-"""``keyops check``: is this change to the credentials safe? (DESIGN.md section 5)
+"""``keyops check``: is this change to the credentials safe? (docs/policies.md)
 
 The base is read from git objects at ``--base REF`` (no checkout), the head is the working tree.
 Each side is decrypted once, in parallel, and a file identical on both sides only once in all.

@@ -216,7 +216,7 @@ class Expiry:
 
 
 def ask_health(stack: str, base_url: str, timeout: float) -> Expiry:
-    """``GET <endpoint>/healthz`` (DESIGN.md section 6): no token, no credentials sent."""
+    """``GET <endpoint>/healthz`` (docs/protocol.md): no token, no credentials sent."""
     url = base_url.rstrip("/") + "/healthz"
     if not url.startswith(("https://", "http://")):
         return Expiry(stack, url, None, "not an http(s) URL", unreachable=True)

@@ -4,7 +4,7 @@ For every endpoint (default: the stack file's ``endpoints``) and every served cl
 with the reference client exactly as an app would (the config ``keyops client-config`` makes),
 so the token, the JWE and the signature against the pinned keys are all exercised. It then
 checks the served credential against the repository: the active one, or a pending one whose
-rollout covers the probe's install id (section 6 selection, computed here independently of the
+rollout covers the probe's install id (the protocol's selection, computed here independently of the
 server). The probe claims a very high app version, so ``min_app_version`` never excludes a
 candidate. Exit 0 when everything matches, 1 on any mismatch or failure, 2 on usage errors.
 """

@@ -12,7 +12,7 @@ from keyops.policy.rules import (  # noqa: F401  (imported for registration)
 )
 from keyops.policy.rules.base import RULES, Facts, Rule
 
-#: Contract order (issue 3); also the order of docs/policies.md.
+#: The contract order of the rules: also the order of docs/policies.md.
 ORDER = (
     "schema",
     "encrypted",

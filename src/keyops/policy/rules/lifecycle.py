@@ -1,4 +1,4 @@
-"""Rules about state changes of one credential between base and head (DESIGN.md section 5)."""
+"""Rules about state changes of one credential between base and head (docs/policies.md)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from keyops.core.findings import Finding, Severity
 from keyops.policy.rules.base import Facts, Located, rule
 
-#: The moves DESIGN.md's lifecycle table allows (besides staying put).
+#: The moves the lifecycle allows (docs/file-format.md), besides staying put.
 ALLOWED: dict[str, frozenset[str]] = {
     "pending": frozenset({"active", "revoked"}),
     "active": frozenset({"retiring", "revoked"}),

@@ -16,12 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from conftest import PROJECT, TODAY, clean_env, new_identity, sops_rules
+import pytest
+
 from keyops.deploy.guard import Recorded
 from keyops.store import sample
 from keyops.store.sops import Sops
+from support.repo import PROJECT, TODAY, clean_env, new_identity, sops_rules
 
-HARNESS = PROJECT / "tests" / "infra_harness.py"
+HARNESS = PROJECT / "tests" / "support" / "infra_harness.py"
 B64_TOKEN = re.compile(rb"[A-Za-z0-9_-]{16,}")
 
 
@@ -54,6 +56,14 @@ class DeployRepo:
             for key in doc.get("signing_keys", []):
                 found["signing"].append(json.loads(key["private_jwk"])["d"])
         return found
+
+
+@pytest.fixture(scope="module")
+def deploy_repo(
+    tmp_path_factory: pytest.TempPathFactory, _template: tuple[Path, str, str]
+) -> DeployRepo:
+    """One dev + prod repository per test module (import this fixture into the module)."""
+    return make_repo(tmp_path_factory.mktemp("deploy"), _template)
 
 
 def make_repo(base: Path, template: tuple[Path, str, str]) -> DeployRepo:

@@ -9,24 +9,19 @@ import base64
 import json
 import secrets
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from joserfc import jwe, jws, jwt
 from joserfc.jwk import ECKey, KeySet, OctKey
 
-from conftest import KeyRepo
+from support.repo import KeyRepo
+from support.serve import Server, start_serve
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 
 
 def new_repo(base: Path, template: tuple[Path, str, str]) -> KeyRepo:
@@ -101,59 +96,11 @@ def open_answer(body: bytes | str, epk: ECKey, jwks: dict[str, Any]) -> dict[str
     return payload
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@dataclass
-class Server:
-    proc: subprocess.Popen[bytes]
-    url: str
-    log: Path
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
 def start_server(
     repo: KeyRepo, args: list[str], log: Path, *, wait_healthy: bool = True, timeout: float = 40
 ) -> Server:
     """``keyops serve`` on a free loopback port, as a real subprocess."""
-    port = free_port()
-    handle = log.open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "keyops", "serve", "--port", str(port), *args],
-        cwd=repo.root,
-        env=repo.env(),
-        stdout=handle,
-        stderr=subprocess.STDOUT,
-    )
-    server = Server(proc, f"http://127.0.0.1:{port}", log)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return server
-        try:
-            answer = httpx.get(server.url + "/healthz", timeout=1)
-            if answer.status_code == 200 or not wait_healthy:
-                return server
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    server.stop()
-    raise AssertionError(f"server did not become healthy:\n{server.output()}")
+    return start_serve(repo, args, log, wait=wait_healthy, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -169,6 +116,3 @@ def server(
 def jwks_of(bundle: Path) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((bundle / "jwks.json").read_text())
     return data
-
-
-__all__ = ["bundle_dir", "served_repo", "server"]

@@ -10,7 +10,7 @@ The stack's settings reach the program the way the Pulumi CLI passes them, throu
 program with a hand-built config that the schema would refuse (one region in production, no
 throttling, a wildcard IAM statement) so the CrossGuard rules can be seen to fail.
 
-The mocks follow DESIGN.md's field notes: inputs arrive camelCase at every depth (and secrets
+The mocks follow what Pulumi's mocks do here: inputs arrive camelCase at every depth (and secrets
 wrapped, which is how this records which inputs were secret), outputs are returned camelCase,
 ``preview=False`` so that every ``apply`` runs, and ``set_mocks`` happens before the import.
 """
@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 ACCOUNT = "123456789012"
 
 

@@ -1,6 +1,6 @@
 """Helpers for the client tests: a scripted endpoint behind the client's ``transport`` seam.
 
-``FakeEndpoint`` is a test double of a section 6 server, used only for unit tests of the client
+``FakeEndpoint`` is a test double of a protocol v1 server, used only for unit tests of the client
 (the integration tests run the real ``keyops serve``). It checks each request's token the way
 the protocol says (HS256 with the app_auth key, claims, epk) and answers with a payload signed
 by a test ES256 key and encrypted to the request's ``epk`` with joserfc, so the client under test
@@ -135,7 +135,7 @@ def down(message: str = "connection refused") -> Handler:
 
 @dataclass
 class FakeEndpoint:
-    """Route by base URL to a handler; verify every token first, as a section 6 server does."""
+    """Route by base URL to a handler; verify every token first, as a protocol v1 server does."""
 
     routes: dict[str, Handler]
     seen: list[Seen] = field(default_factory=list)

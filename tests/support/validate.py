@@ -13,7 +13,7 @@ import subprocess
 from collections.abc import Callable
 from typing import Any
 
-from conftest import KeyRepo
+from support.repo import KeyRepo
 
 SAMPLE_FILES = ("_stack", "android", "ios", "server", "web")
 SECRET_FIELDS = frozenset({"key", "secret", "encryption_master_key", "private_jwk"})
