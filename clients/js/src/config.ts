@@ -3,7 +3,7 @@
  *
  * Parsing is strict, with the same checks as the reference client: an app that ships a broken
  * config should fail in its first test run, not in the field. Every problem names the JSON path
- * that is wrong; the HMAC secret itself never appears in a message or in `console.log(config)`.
+ * that is wrong; the HMAC secret itself never appears in a message, nor when the config is printed.
  */
 import { decode } from "./b64.js";
 import { ConfigError } from "./errors.js";

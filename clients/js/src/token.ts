@@ -33,7 +33,7 @@ export function checkIdentity(identity: Identity): Identity {
   const { appVersion, installId, held } = identity;
   if (typeof appVersion !== "string" || !SEMVER_RE.test(appVersion)) {
     throw new UsageError(
-      `app version ${JSON.stringify(appVersion)} is not a semantic version`,
+      `app version '${appVersion}' is not a semantic version`,
       "Use MAJOR.MINOR.PATCH, e.g. 5.2.0.",
     );
   }
@@ -44,7 +44,7 @@ export function checkIdentity(identity: Identity): Identity {
     );
   }
   if (held !== undefined && held !== null && (typeof held !== "string" || !ID_RE.test(held))) {
-    throw new UsageError(`held credential id ${JSON.stringify(held)} is not a credential id`);
+    throw new UsageError(`held credential id '${held}' is not a credential id`);
   }
   return identity;
 }
