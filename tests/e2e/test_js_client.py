@@ -40,8 +40,9 @@ FETCH_SCRIPT = PROJECT / "tests" / "e2e" / "js" / "fetch.mjs"
 DEV_KEY = PROJECT / "keys" / "dev-TEST-ONLY.agekey"
 EVENT_TEMPLATE = PROJECT / "tests" / "events" / "credentials.json"
 INSTALL = (
-    "Install Node.js 20 or newer with npm ('apt-get install -y nodejs npm' on Debian), then run "
-    "the tests again ('make test')."
+    "Install Node.js 20 or newer with npm ('apt-get install -y nodejs npm' where the "
+    "distribution's nodejs is 20+; Debian 12's own is 18, too old), then run the tests again "
+    "('make test')."
 )
 BUDGET_BYTES = 15 * 1024
 APP_VERSION = "5.2.0"
