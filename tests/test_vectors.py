@@ -18,13 +18,13 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey, OctKey
 
-from keyops.client.config import ConfigError, parse
+from keyops.client.config import parse
 from keyops.client.fetcher import Fetcher, NothingUsable, Policy
 from keyops.client.token import Identity, build
 from keyops.client.transport import Request, Response, TransportError
 from keyops.client.verify import VerifyError, open_response, verify_signed
-from keyops.endpoint.selection import bucket, select
-from keyops.errors import KeyopsError
+from keyops.core.errors import ClientConfigError, KeyopsError
+from keyops.protocol.selection import bucket, select
 
 VECTORS = Path(__file__).resolve().parent / "vectors"
 
@@ -90,7 +90,7 @@ def outcome(call: Any) -> dict[str, Any]:
 # -- config ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("case", CONFIG["invalid"], ids=ids(CONFIG["invalid"]))
 def test_config_refused(case: dict[str, Any]) -> None:
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(ClientConfigError) as caught:
         parse(patched(CONFIG["valid"], case["patch"]))
     assert caught.value.what == case["message"]
     assert caught.value.what.startswith(f"client config {case['where']}: ")

@@ -31,9 +31,10 @@ from typing import Any
 
 import pytest
 
-from conftest import PROJECT, clean_env
 from keyops.endpoint import lambda_handler
-from test_fetch_support import Server, free_port, wait_healthy
+from support.net import free_port
+from support.repo import PROJECT, clean_env
+from support.serve import Server, wait_healthy
 
 JS = PROJECT / "clients" / "js"
 FETCH_SCRIPT = PROJECT / "tests" / "e2e" / "js" / "fetch.mjs"
@@ -263,7 +264,7 @@ def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
             stdout=handle,
             stderr=subprocess.STDOUT,
         )
-    server = Server(f"http://127.0.0.1:{port}", proc, log)
+    server = Server(proc, f"http://127.0.0.1:{port}", log)
     try:
         wait_healthy(server)
         yield DevStack(work, bundle, env, server, served_clients())

@@ -5,7 +5,7 @@ Run from the repository root after a deliberate protocol change, then review the
     .venv/bin/python tests/vectors/generate.py
 
 Every expected value comes from running the reference code (``keyops.client``,
-``keyops.endpoint.selection``) on the inputs; nothing is typed in by hand. tests/test_vectors.py
+``keyops.protocol.selection``) on the inputs; nothing is typed in by hand. tests/test_vectors.py
 checks the Python side against the files, and the JS client's unit tests read the same files,
 so the two clients cannot drift apart silently.
 
@@ -32,11 +32,17 @@ from joserfc.jwk import ECKey, OctKey
 
 from keyops.client import config as client_config
 from keyops.client import token as tokens
-from keyops.client.fetcher import Fetcher, NothingUsable, Policy
-from keyops.client.transport import Request, Response, TransportError
-from keyops.client.verify import VerifyError, open_response, verify_signed
-from keyops.endpoint import selection
-from keyops.errors import KeyopsError
+from keyops.client.fetcher import Fetcher, Policy
+from keyops.client.transport import Request, Response
+from keyops.client.verify import open_response, verify_signed
+from keyops.core.errors import (
+    ClientConfigError,
+    KeyopsError,
+    NothingUsable,
+    TransportError,
+    VerifyError,
+)
+from keyops.protocol import selection
 
 HERE = Path(__file__).resolve().parent
 
@@ -275,7 +281,7 @@ def config_vectors() -> dict[str, Any]:
         doc = patched(base, patch)
         try:
             client_config.parse(doc)
-        except client_config.ConfigError as exc:
+        except ClientConfigError as exc:
             where = exc.what.removeprefix("client config ").split(": ", 1)[0]
             out["invalid"].append({"name": name, "patch": patch, "where": where, **error_of(exc)})
             continue

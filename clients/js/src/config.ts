@@ -6,7 +6,7 @@
  * that is wrong; the HMAC secret itself never appears in a message, nor when the config is printed.
  */
 import { decode } from "./b64.js";
-import { ConfigError } from "./errors.js";
+import { ClientConfigError } from "./errors.js";
 
 export const KEY_RE = /^[0-9a-f]{20}$/;
 export const ID_RE = /^[a-z0-9][a-z0-9-]{2,62}$/;
@@ -58,7 +58,7 @@ function isObject(value: unknown): value is Json {
 function string(data: Json, name: string, where: string): string {
   const value = data[name];
   if (typeof value !== "string" || !value) {
-    throw new ConfigError(`${where}.${name}`, "missing or not a non-empty string");
+    throw new ClientConfigError(`${where}.${name}`, "missing or not a non-empty string");
   }
   return value;
 }
@@ -69,11 +69,11 @@ const BASE_URL = /^https?:\/\/(?:[^/?#@]*@)?(?:\[[0-9A-Fa-f:.]+\]|[^/?#@:[\]]+)(
 function endpoints(data: Json): string[] {
   const value = data["endpoints"];
   if (!Array.isArray(value) || value.length === 0) {
-    throw new ConfigError("$.endpoints", "must be a non-empty list of base URLs");
+    throw new ClientConfigError("$.endpoints", "must be a non-empty list of base URLs");
   }
   return value.map((url: unknown, i) => {
     if (typeof url !== "string" || !BASE_URL.test(url)) {
-      throw new ConfigError(`$.endpoints[${i}]`, "not an http(s) base URL");
+      throw new ClientConfigError(`$.endpoints[${i}]`, "not an http(s) base URL");
     }
     return url.replace(/\/+$/, "");
   });
@@ -81,18 +81,18 @@ function endpoints(data: Json): string[] {
 
 function requestAuth(data: Json): [string, Uint8Array] {
   const auth = data["request_auth"];
-  if (!isObject(auth)) throw new ConfigError("$.request_auth", "missing or not an object");
+  if (!isObject(auth)) throw new ClientConfigError("$.request_auth", "missing or not an object");
   const kid = string(auth, "kid", "$.request_auth");
-  if (auth["alg"] !== "HS256") throw new ConfigError("$.request_auth.alg", 'must be "HS256"');
+  if (auth["alg"] !== "HS256") throw new ClientConfigError("$.request_auth.alg", 'must be "HS256"');
   const raw = string(auth, "secret", "$.request_auth");
   let secret: Uint8Array;
   try {
     secret = decode(raw);
   } catch {
-    throw new ConfigError("$.request_auth.secret", "is not base64url");
+    throw new ClientConfigError("$.request_auth.secret", "is not base64url");
   }
   if (secret.length < MIN_SECRET_BYTES) {
-    throw new ConfigError(
+    throw new ClientConfigError(
       "$.request_auth.secret",
       `decodes to fewer than ${MIN_SECRET_BYTES} bytes`,
     );
@@ -129,21 +129,21 @@ function pinnedKeys(data: Json): Map<string, PinnedKey> {
   const jwks = data["pinned_keys"];
   const keys = isObject(jwks) ? jwks["keys"] : undefined;
   if (!Array.isArray(keys) || keys.length === 0) {
-    throw new ConfigError("$.pinned_keys", "must be a JWKS with at least one key");
+    throw new ClientConfigError("$.pinned_keys", "must be a JWKS with at least one key");
   }
   const pinned = new Map<string, PinnedKey>();
   keys.forEach((item: unknown, i) => {
     const where = `$.pinned_keys.keys[${i}]`;
     if (!isObject(item) || item["kty"] !== "EC" || item["crv"] !== "P-256") {
-      throw new ConfigError(where, "must be an EC P-256 public key (ES256)");
+      throw new ClientConfigError(where, "must be an EC P-256 public key (ES256)");
     }
     if ("d" in item) {
       // A private signing key in an app build would let anyone who unpacks the app sign.
-      throw new ConfigError(where, "holds a private key ('d'); pin public keys only");
+      throw new ClientConfigError(where, "holds a private key ('d'); pin public keys only");
     }
     const kid = string(item, "kid", where);
-    if (pinned.has(kid)) throw new ConfigError(`${where}.kid`, `'${kid}' is pinned twice`);
-    if (!onCurve(item)) throw new ConfigError(where, "is not a valid P-256 public key");
+    if (pinned.has(kid)) throw new ClientConfigError(`${where}.kid`, `'${kid}' is pinned twice`);
+    if (!onCurve(item)) throw new ClientConfigError(where, "is not a valid P-256 public key");
     pinned.set(kid, { kty: "EC", crv: "P-256", x: item["x"] as string, y: item["y"] as string });
   });
   return pinned;
@@ -154,21 +154,21 @@ function bundledKey(data: Json): BundledKey | null {
   if (value === undefined || value === null) return null;
   const where = "$.bundled_fallback";
   if (!isObject(value)) {
-    throw new ConfigError(where, "must be an object {credential_id, key, cluster}");
+    throw new ClientConfigError(where, "must be an object {credential_id, key, cluster}");
   }
   const credentialId = string(value, "credential_id", where);
   const key = string(value, "key", where);
   const cluster = string(value, "cluster", where);
   if (!ID_RE.test(credentialId)) {
-    throw new ConfigError(`${where}.credential_id`, "is not a credential id");
+    throw new ClientConfigError(`${where}.credential_id`, "is not a credential id");
   }
-  if (!KEY_RE.test(key)) throw new ConfigError(`${where}.key`, "is not 20 lowercase hex characters");
+  if (!KEY_RE.test(key)) throw new ClientConfigError(`${where}.key`, "is not 20 lowercase hex characters");
   return Object.freeze({ credentialId, key, cluster });
 }
 
 /**
  * Validate a bootstrap config (the decoded JSON document, or its text) into a
- * {@link ClientConfig}. Throws {@link ConfigError} naming the first problem found.
+ * {@link ClientConfig}. Throws {@link ClientConfigError} naming the first problem found.
  */
 export function parseConfig(input: unknown): ClientConfig {
   let data = input;
@@ -176,10 +176,10 @@ export function parseConfig(input: unknown): ClientConfig {
     try {
       data = JSON.parse(input);
     } catch {
-      throw new ConfigError("$", "not JSON");
+      throw new ClientConfigError("$", "not JSON");
     }
   }
-  if (!isObject(data)) throw new ConfigError("$", "must be a JSON object");
+  if (!isObject(data)) throw new ClientConfigError("$", "must be a JSON object");
   const [kid, secret] = requestAuth(data);
   const pinned = pinnedKeys(data);
   const config = {

@@ -20,8 +20,8 @@ export class KeyopsError extends Error {
 }
 
 /** The bootstrap config is unusable. `where` is the JSON path of the problem, e.g. `$.endpoints`. */
-export class ConfigError extends KeyopsError {
-  override name = "ConfigError";
+export class ClientConfigError extends KeyopsError {
+  override name = "ClientConfigError";
   readonly where: string;
 
   constructor(where: string, problem: string, fix = REGENERATE) {

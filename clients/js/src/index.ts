@@ -13,7 +13,7 @@ export { isParsedConfig, parseConfig } from "./config.js";
 export type { BundledKey, ClientConfig, PinnedKey } from "./config.js";
 export {
   CacheError,
-  ConfigError,
+  ClientConfigError,
   KeyopsError,
   NothingUsable,
   TransportError,

@@ -5,7 +5,7 @@ import { describe, test } from "node:test";
 
 import { rolloutBucket } from "../src/bucket.js";
 import { parseConfig } from "../src/config.js";
-import { ConfigError, KeyopsError, NothingUsable, TransportError, VerifyError } from "../src/errors.js";
+import { ClientConfigError, KeyopsError, NothingUsable, TransportError, VerifyError } from "../src/errors.js";
 import { Fetcher } from "../src/fetcher.js";
 import { checkIdentity, mintToken } from "../src/token.js";
 import type { Request, Response } from "../src/transport.js";
@@ -29,7 +29,7 @@ describe("config vectors", () => {
       assert.throws(
         () => parseConfig(patched(CONFIG.valid, c.patch)),
         (error: unknown) => {
-          assert.ok(error instanceof ConfigError);
+          assert.ok(error instanceof ClientConfigError);
           assert.equal(error.name, c.error);
           assert.equal(error.where, c.where);
           assert.equal(error.message, c.message);
