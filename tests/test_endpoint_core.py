@@ -17,8 +17,8 @@ from keyops.build.bundle import build_bundle, write_bundle
 from keyops.endpoint.core import Endpoint
 from keyops.protocol import selection
 from keyops.protocol.bundle import Bundle
-from support.endpoint import app_auth, claims, mint, new_epk, new_repo, open_answer
-from support.repo import KeyRepo
+from support.endpoint import app_auth, claims, mint, new_epk, open_answer
+from support.repo import KeyRepo, new_repo
 
 #: The endpoints here run on a frozen clock, so a slow or busy test run never makes a token stale.
 NOW = time.time()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,25 +17,10 @@ import pytest
 from joserfc import jwe, jws, jwt
 from joserfc.jwk import ECKey, KeySet, OctKey
 
-from support.repo import KeyRepo
+from support.repo import KeyRepo, new_repo
 from support.serve import Server, start_serve
 
 PROJECT = Path(__file__).resolve().parents[2]
-
-
-def new_repo(base: Path, template: tuple[Path, str, str]) -> KeyRepo:
-    """A committed copy of the sample repository (as the ``keyrepo`` fixture, any scope)."""
-    source, identity, recipient = template
-    root = base / "repo"
-    shutil.copytree(source, root, symlinks=True)
-    home = base / "home"
-    home.mkdir()
-    keyfile = base / "identity.agekey"
-    keyfile.write_text(f"# test identity\n{identity}\n")
-    repo = KeyRepo(root=root, identity_file=keyfile, recipient=recipient, home=home)
-    repo.git("init", "--quiet", "--initial-branch=main")
-    repo.commit("initial credentials")
-    return repo
 
 
 @pytest.fixture(scope="module")

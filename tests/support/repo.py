@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,3 +159,18 @@ def build_template(target: Path) -> tuple[str, str]:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(sops.encrypt(sample.dump_yaml(document), rel))
     return identity, recipient
+
+
+def new_repo(base: Path, template: tuple[Path, str, str]) -> KeyRepo:
+    """A committed copy of the sample repository under ``base`` (the ``keyrepo`` fixture's)."""
+    source, identity, recipient = template
+    root = base / "repo"
+    shutil.copytree(source, root, symlinks=True)
+    home = base / "home"
+    home.mkdir()
+    keyfile = base / "identity.agekey"
+    keyfile.write_text(f"# test identity\n{identity}\n")
+    repo = KeyRepo(root=root, identity_file=keyfile, recipient=recipient, home=home)
+    repo.git("init", "--quiet", "--initial-branch=main")
+    repo.commit("initial credentials")
+    return repo
