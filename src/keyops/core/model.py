@@ -152,9 +152,12 @@ class StackFile:
     signing_keys: tuple[SigningKey, ...]
     endpoints: tuple[str, ...] = ()
     encryption_master_key: str | None = field(default=None, repr=False)
+    #: ``adoption.secret``: the salt (HMAC key) of install hashes in adoption metrics.
+    adoption_secret: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_dict(cls, path: str, stack: str, data: dict[str, Any]) -> StackFile:
+        adoption = data.get("adoption")
         return cls(
             path=path,
             stack=stack,
@@ -171,6 +174,7 @@ class StackFile:
             ),
             endpoints=tuple(str(e) for e in data.get("endpoints") or []),
             encryption_master_key=_clear(data.get("encryption_master_key")),
+            adoption_secret=_clear(adoption.get("secret")) if isinstance(adoption, dict) else None,
         )
 
 
