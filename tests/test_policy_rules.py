@@ -90,7 +90,7 @@ def test_rules_registry_is_the_contract() -> None:
         "one-rotation-in-flight", "rollout-range", "transition", "immutable-secret",
         "retire-needs-successor", "min-overlap", "adoption", "revoke-reason", "approval",
         "no-early-removal", "max-age", "no-secret-to-clients", "dev-key-in-real-stack",
-        "master-key-change", "cluster-consistent",
+        "master-key-change", "cluster-consistent", "release-record",
     }  # fmt: skip
     for rule in RULES.values():
         assert rule.rationale.endswith(".") and rule.fix.endswith(".")

@@ -88,6 +88,20 @@ class AppAuth:
 
 
 @dataclass(frozen=True)
+class Release:
+    """A bundled app release and the credential built into it (``keyops release``)."""
+
+    app_version: str
+    credential_id: str
+    recorded: dt.date | None = None
+    index: int = 0
+
+    @property
+    def pointer(self) -> str:
+        return f"$.releases[{self.index}]"
+
+
+@dataclass(frozen=True)
 class ClientFile:
     path: str
     stack: str
@@ -98,6 +112,7 @@ class ClientFile:
     cluster: str
     credentials: tuple[Credential, ...]
     app_auth: tuple[AppAuth, ...] = ()
+    releases: tuple[Release, ...] = ()
 
     @classmethod
     def from_dict(cls, path: str, stack: str, data: dict[str, Any]) -> ClientFile:
@@ -125,6 +140,16 @@ class ClientFile:
                     index=i,
                 )
                 for i, item in enumerate(data.get("app_auth") or [])
+                if isinstance(item, dict)
+            ),
+            releases=tuple(
+                Release(
+                    app_version=str(item.get("app_version", "")),
+                    credential_id=str(item.get("credential_id", "")),
+                    recorded=parse_date(item.get("recorded")),
+                    index=i,
+                )
+                for i, item in enumerate(data.get("releases") or [])
                 if isinstance(item, dict)
             ),
         )
