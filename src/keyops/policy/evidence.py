@@ -63,7 +63,7 @@ class Source:
         out: dict[str, Any] = {"source": self.name}
         for name in ("count", "total", "note"):
             if getattr(self, name) is not None:
-                out[name] = getattr(self, name)
+                out[name] = _plain(getattr(self, name))
         return out
 
 
@@ -124,7 +124,7 @@ class Evidence:
         out: dict[str, Any] = {}
         for name in ("stack", "client", "percent", "unit", "count", "total", "method"):
             if getattr(self, name) is not None:
-                out[name] = getattr(self, name)
+                out[name] = _plain(getattr(self, name))
         if self.window is not None:
             out["window"] = {"start": self.window.start, "end": self.window.end}
         if self.sources:
@@ -141,6 +141,11 @@ def evidence_of(value: float | Evidence) -> Evidence:
 
 def share(count: float, total: float) -> float:
     return round(100.0 * count / total, DECIMALS) if total else 0.0
+
+
+def _plain(value: Any) -> Any:
+    """Whole counts as JSON integers (``3``, not ``3.0``)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _num(value: float) -> str:
