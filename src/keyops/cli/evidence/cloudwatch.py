@@ -85,8 +85,16 @@ def _config() -> Config:
     )
 
 
-def aws_client(service: str, region: str, endpoint_url: str | None) -> Any:
-    return boto3.client(service, region_name=region, endpoint_url=endpoint_url, config=_config())
+def aws_clients() -> ClientFactory:
+    """Clients of one new session: credentials are looked up now, never reused from a cache."""
+    session = boto3.session.Session()
+
+    def client(service: str, region: str, endpoint_url: str | None) -> Any:
+        return session.client(
+            service, region_name=region, endpoint_url=endpoint_url, config=_config()
+        )
+
+    return client
 
 
 def _failure(exc: Exception, region: str, call: str, endpoint_url: str | None) -> AwsError:
@@ -104,7 +112,10 @@ def _failure(exc: Exception, region: str, call: str, endpoint_url: str | None) -
     if isinstance(exc, ClientError):
         error = exc.response.get("Error") or {}
         code = str(error.get("Code") or "error")
-        if code in DENIED:
+        status = (exc.response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
+        if code.isdigit():
+            code = f"HTTP {code}"  # an error body the SDK could not parse: only the status is sure
+        if code in DENIED or status == 403:
             return AwsError(f"AWS denied {call} in {region} ({code})", ROLE_FIX)
         message = str(error.get("Message") or "")[:200]
         return AwsError(
@@ -158,9 +169,10 @@ def served_tallies(
     end: dt.datetime,
     *,
     endpoint_url: str | None,
-    factory: ClientFactory = aws_client,
+    factory: ClientFactory | None = None,
 ) -> list[Tally]:
     queries = metric_queries(deployment.credentials_stack, clients)
+    factory = factory or aws_clients()
     tallies = []
     for region in deployment.regions:
         tally = Tally(f"cloudwatch {region}")
@@ -234,10 +246,11 @@ def distinct_tallies(
     end: dt.datetime,
     *,
     endpoint_url: str | None,
-    factory: ClientFactory = aws_client,
+    factory: ClientFactory | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> list[Tally]:
     per_held, per_client = insights_queries(deployment.credentials_stack)
+    factory = factory or aws_clients()
     tallies = []
     for region in deployment.regions:
         tally = Tally(f"cloudwatch logs {region}")
