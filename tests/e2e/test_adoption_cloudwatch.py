@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shlex
 import time
 from pathlib import Path
 from typing import Any
@@ -369,3 +370,44 @@ def test_queries_are_polled_until_they_end(statuses: list[str], message: str | N
     else:
         with pytest.raises(AwsError, match=message):
             run()
+
+
+def test_the_pr_workflow_fetches_and_checks_evidence(
+    keyrepo: KeyRepo, recorded: dict[str, RecordedLogs]
+) -> None:
+    """pr.yml's adoption and check lines, as they are, on a pull request retiring ios-2026-05.
+
+    Logs Insights answers through the recorded seam (moto does not evaluate queries).
+    """
+    from support.workflows import load, steps
+
+    runs = [s["run"] for _, s in steps(load("pr.yml")) if "run" in s]
+    fetch = next(r for r in runs if r.startswith("keyops adoption"))
+    check = next(r for r in runs if r.startswith("keyops check"))
+    with_deployment(keyrepo)
+    keyrepo.git("update-ref", "refs/remotes/origin/main", keyrepo.commit("deployment settings"))
+    keyrepo.git("checkout", "--quiet", "-b", "retire-ios")
+    doc = keyrepo.decrypt("credentials/dev/ios.yaml")
+    doc["credentials"][1].update(state="retired", retired="2026-12-10")
+    keyrepo.write_doc("credentials/dev/ios.yaml", doc)
+    keyrepo.commit("retire ios-2026-05")
+
+    proc = keyrepo.run(*shlex.split(fetch.replace("$BASE_REF", "main"))[1:], env=FAKE_CREDENTIALS)
+    assert proc.returncode == 0, proc.stderr
+    assert recorded["eu-west-1"].queries, "the evidence was fetched"
+    argv = shlex.split(check.replace("$BASE_REF", "main"))[1:-2]  # without '> keyops.sarif'
+    sarif = keyrepo.run(*argv, "--now", "2026-12-10")
+    assert sarif.returncode == 0, sarif.stdout
+    (result,) = [
+        r for r in json.loads(sarif.stdout)["runs"][0]["results"] if r["ruleId"] == "adoption"
+    ]
+    assert result["level"] == "note"
+    assert result["message"]["text"].startswith(
+        "ios-2026-05 is used by 0.429% of installs, at or below max_retire_adoption_percent 1% "
+        "(evidence: 12 of 2,800 installs; distinct install hashes from CloudWatch Logs Insights "
+        "count_distinct; "
+    )
+    assert (
+        "sources: cloudwatch logs eu-west-1 8/2,000, cloudwatch logs us-east-1 4/800, "
+        in (result["message"]["text"])
+    )
