@@ -3,7 +3,8 @@
 Every value is freshly random; the files are encrypted with the real sops binary to the
 recipients of the dev creation rule in .sops.yaml. Run from the repository root:
 
-    .venv/bin/python scripts/make_dev_sample.py
+    .venv/bin/python scripts/make_dev_sample.py            # every file
+    .venv/bin/python scripts/make_dev_sample.py _stack     # only these files (names without .yaml)
 """
 
 from __future__ import annotations
@@ -24,7 +25,14 @@ def main() -> int:
     sops = Sops(root)
     target = root / "credentials" / "dev"
     target.mkdir(parents=True, exist_ok=True)
-    for name, document in sample.dev_stack(dt.date(2026, 11, 27)).items():
+    documents = sample.dev_stack(dt.date(2026, 11, 27))
+    wanted = sys.argv[1:] or list(documents)
+    unknown = sorted(set(wanted) - set(documents))
+    if unknown:
+        print(f"error: no sample file named {', '.join(unknown)}.", file=sys.stderr)
+        return 2
+    for name in wanted:
+        document = documents[name]
         hint = sample.STACK_SCHEMA_HINT if name == "_stack" else sample.CREDENTIAL_SCHEMA_HINT
         rel = f"credentials/dev/{name}.yaml"
         encrypted = sops.encrypt(sample.dump_yaml(document, hint), rel)

@@ -91,6 +91,16 @@ def reviews_file(repo: KeyRepo, reviews: list[tuple[str, str, str]]) -> str:
     return str(path)
 
 
+#: The note the adoption rule adds to an accepted retirement (the evidence behind it).
+BARE_NOTE: Row = (
+    "adoption",
+    "note",
+    "ios-2026-05",
+    "ios-2026-05 is used by 0.4% of installs, at or below max_retire_adoption_percent 1% "
+    "(evidence: a bare percentage, with no method, window or source behind it)",
+)
+
+
 def adoption_file(repo: KeyRepo, shares: dict[str, float]) -> str:
     path = repo.root.parent / "adoption.json"
     path.write_text(json.dumps(shares))
@@ -136,7 +146,7 @@ def test_a_retirement_with_overlap_evidence_and_approval_passes(keyrepo: KeyRepo
     args = ("--adoption", adoption, "--approvals", approvals, "--author", "dev-person")
     proc = check(keyrepo, base, *args, now="2026-12-04")
     assert proc.returncode == 0, proc.stdout
-    assert rows(proc) == []
+    assert rows(proc) == [BARE_NOTE]
     md = keyrepo.run("check", "--base", base, "--now", "2026-12-04", "--format", "markdown", *args)
     assert md.returncode == 0
     assert (
@@ -156,7 +166,7 @@ def test_without_approvals_the_needed_approval_is_a_warning(keyrepo: KeyRepo) ->
         "ios-2026-05: retiring → retired needs an APPROVED review from one of: alice-sec, "
         "bob-sec, security-oncall (not the author)"
     )
-    assert rows(proc) == [("approval", "warning", "ios-2026-05", message)]
+    assert rows(proc) == [BARE_NOTE, ("approval", "warning", "ios-2026-05", message)]
     md = keyrepo.run(
         "check", "--base", base, "--now", "2026-12-04", "--adoption", adoption,
         "--format", "markdown",
@@ -177,6 +187,7 @@ def test_an_approval_of_an_older_commit_does_not_count(keyrepo: KeyRepo) -> None
     assert proc.returncode == 1
     head = keyrepo.git("rev-parse", "HEAD")
     assert rows(proc) == [
+        BARE_NOTE,
         (
             "approval",
             "error",
@@ -184,7 +195,7 @@ def test_an_approval_of_an_older_commit_does_not_count(keyrepo: KeyRepo) -> None
             f"ios-2026-05: retiring → retired needs an APPROVED review on {head[:12]} from one "
             "of: alice-sec, bob-sec, security-oncall (not the author); bob-sec approved "
             f"{base[:12]}, not the head commit",
-        )
+        ),
     ]
 
 

@@ -90,7 +90,7 @@ def test_rules_registry_is_the_contract() -> None:
         "one-rotation-in-flight", "rollout-range", "transition", "immutable-secret",
         "retire-needs-successor", "min-overlap", "adoption", "revoke-reason", "approval",
         "no-early-removal", "max-age", "no-secret-to-clients", "dev-key-in-real-stack",
-        "master-key-change", "cluster-consistent",
+        "master-key-change", "cluster-consistent", "release-record",
     }  # fmt: skip
     for rule in RULES.values():
         assert rule.rationale.endswith(".") and rule.fix.endswith(".")
@@ -356,10 +356,20 @@ def test_adoption_with_evidence_above_and_below_the_threshold() -> None:
             "error",
             "ios-2026-05",
             "ios-2026-05 is still used by 4.5% of installs; max_retire_adoption_percent is 1%: "
-            "keep it retiring until fewer installs use it",
+            "keep it retiring until fewer installs use it (evidence: a bare percentage, with no "
+            "method, window or source behind it)",
         )
     ]
-    assert run(retire_ios, only=("adoption",), now=later, adoption={"ios-2026-05": 1.0}) == []
+    # Accepted: the evidence behind the decision is still shown, as a note.
+    assert run(retire_ios, only=("adoption",), now=later, adoption={"ios-2026-05": 1.0}) == [
+        (
+            "adoption",
+            "note",
+            "ios-2026-05",
+            "ios-2026-05 is used by 1% of installs, at or below max_retire_adoption_percent 1% "
+            "(evidence: a bare percentage, with no method, window or source behind it)",
+        )
+    ]
 
 
 def test_adoption_without_evidence_warns_for_served_and_fails_for_bundled() -> None:

@@ -233,7 +233,7 @@ def test_stack_file_problems(keyrepo: KeyRepo) -> None:
             "credentials/dev/_stack.yaml::$.signing_keys: error[schema] exactly one signing key "
             "must be active, found 0 (line 5)",
             "credentials/dev/_stack.yaml::$.region: error[schema] unknown field 'region'; remove "
-            "it or check its spelling (line 11)",
+            "it or check its spelling (line 13)",
         ],
     )
 

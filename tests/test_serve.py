@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import socket
 import threading
 import time
@@ -14,6 +13,7 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from keyops.policy.evidence import load_adoption
 from support.endpoint import (
     Server,
     app_auth,
@@ -240,9 +240,10 @@ def test_metrics_across_workers_and_adoption(keyrepo: KeyRepo, tmp_path: Path) -
         assert 'keyops_responses_total{status="200",code="ok"} 12' in text
         proc = keyrepo.run("adoption", "--from", running.url, "--out", str(tmp_path / "a.json"))
         assert proc.returncode == 0, proc.stderr
-        assert json.loads((tmp_path / "a.json").read_text()) == {
-            "ios-2026-05": 30.0,
-            "ios-2026-11": 70.0,
+        evidence = load_adoption(tmp_path / "a.json")
+        assert {k: (v.percent, v.method) for k, v in evidence.items()} == {
+            "ios-2026-05": (30.0, "endpoint-requests"),
+            "ios-2026-11": (70.0, "endpoint-requests"),
         }
     finally:
         running.stop()

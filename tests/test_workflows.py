@@ -144,7 +144,10 @@ def test_pr_workflow() -> None:
         "preview": {"contents": "read", "id-token": "write"},
     }
     runs = {job: [s["run"] for s in j["steps"] if "run" in s] for job, j in jobs.items()}
-    assert 'keyops check --base "origin/$BASE_REF" --format sarif > keyops.sarif' in runs["policy"]
+    assert (
+        'keyops check --base "origin/$BASE_REF" --adoption adoption.json --format sarif '
+        "> keyops.sarif" in runs["policy"]
+    )
     assert runs["lint"] == ["make lint"]
     assert runs["test"] == ["make test"]
     summary = next(r for r in runs["policy"] if r.startswith("keyops approval"))
@@ -336,6 +339,7 @@ def test_every_variable_and_secret_the_workflows_use_is_documented() -> None:
     assert used == {
         "AWS_REGION",
         "KEYOPS_READONLY_ROLE_ARN",
+        "KEYOPS_ADOPTION_READER_ROLE_ARN",
         "KEYOPS_DEPLOY_ROLE_ARN",
         "PULUMI_BACKEND_URL",
         "KEYOPS_DEV_AGE_KEY",

@@ -14,11 +14,17 @@ from support.repo import KeyRepo
 from support.workflows import NAMES, load, steps
 
 COVERED = {
-    'keyops check --base "origin/$BASE_REF" --format sarif > keyops.sarif': (
+    'keyops adoption --from cloudwatch --distinct --for-change "origin/$BASE_REF" '
+    "--out adoption.json": (
+        "tests/e2e/test_adoption_cloudwatch.py::test_the_pr_workflow_fetches_and_checks_evidence"
+    ),
+    'keyops check --base "origin/$BASE_REF" --adoption adoption.json --format sarif '
+    "> keyops.sarif": (
         "tests/test_workflows_commands.py::test_pr_check_writes_sarif_for_code_scanning"
     ),
     'keyops approval --repo-slug "$REPO" --pr "$PR_NUMBER" --head-sha "$HEAD_SHA" '
-    '--base "origin/$BASE_REF" --no-status --comment --summary "$GITHUB_STEP_SUMMARY"': (
+    '--base "origin/$BASE_REF" --adoption adoption.json --no-status --comment '
+    '--summary "$GITHUB_STEP_SUMMARY"': (
         "tests/test_approval.py::test_the_one_bot_comment_is_edited_in_place"
     ),
     'keyops approval --repo-slug "$REPO" --pr "$PR_NUMBER" --head-sha "$HEAD_SHA" '
@@ -52,6 +58,7 @@ def test_pr_check_writes_sarif_for_code_scanning(keyrepo: KeyRepo) -> None:
     doc["credentials"][1].update(state="retired", retired="2026-11-27")
     keyrepo.write_doc("credentials/dev/ios.yaml", doc)
     keyrepo.commit("retire ios-2026-05 before the overlap ends")
+    (keyrepo.root / "adoption.json").write_text("{}")  # the step before fetches it
     (line,) = [k for k in COVERED if k.startswith("keyops check")]
     argv = shlex.split(line.replace("$BASE_REF", "main"))[1:-2]  # without '> keyops.sarif'
     proc = keyrepo.run(*argv, "--now", "2026-11-27")

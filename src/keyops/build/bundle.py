@@ -128,6 +128,10 @@ def build_bundle(
         "jwks": jwks_doc,
         "clients": {name: c.as_json() for name, c in clients.items()},
     }
+    if model.stack_file.adoption_secret is not None:
+        # The endpoint hashes install ids under this salt for adoption metrics; optional, so
+        # bundles of stacks without one (and readers that predate it) keep working.
+        doc["adoption"] = {"install_salt": model.stack_file.adoption_secret}
     raw = jws.serialize_compact(
         {"alg": "ES256", "kid": kid, "typ": BUNDLE_TYP}, _canonical(doc), key, algorithms=["ES256"]
     ).encode()

@@ -87,6 +87,11 @@ COMMANDS: tuple[Command, ...] = (
         "export",
         "write a bundled app's key and cluster, or the stack's auth-server keyring",
     ),
+    Command(
+        "release",
+        "release",
+        "record which credential a bundled app release carries (for adoption by app version)",
+    ),
     Command("history", "history", "each credential's lifecycle from git history (no key needed)"),
     Command(
         "build", "build", "compile a stack into the signed bundle the key-serving endpoint serves"
@@ -105,7 +110,8 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "adoption",
         "adoption",
-        "turn endpoint /metrics into {credential_id: percent still held} for keyops check",
+        "adoption evidence for keyops check: installs still on each key, from the endpoint, "
+        "CloudWatch or app versions",
     ),
     Command(
         "smoke",

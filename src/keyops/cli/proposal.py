@@ -7,10 +7,12 @@ Shared by the change workflow (``keyops.cli.change``) and the pull-request step
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from keyops.policy.evidence import Evidence
 from keyops.store.loader import LoadResult
 from keyops.store.settings import Settings
 from keyops.store.sops import Sops
@@ -27,7 +29,7 @@ class Proposal:
     why: str
     next_step: str
     verify: list[str] = field(default_factory=list)
-    adoption: dict[str, float] | None = None
+    adoption: Mapping[str, Evidence | float] | None = None
 
 
 @dataclass

@@ -26,6 +26,7 @@ tree by the module that talks to them, never further up. No other module declare
     │   └── BundleExpired          a bundle whose exp has passed
     ├── ServiceError               the endpoint's HTTP errors (status + problem code)
     ├── GitHubError                the GitHub API refused or failed a request
+    ├── AwsError                   an AWS API refused or failed a request (keyops adoption)
     ├── DeployConfigError          Pulumi stack settings missing or invalid
     ├── AssetError                 the Lambda asset could not be built
     ├── VerifyError                exit 1: an endpoint answer the client must not use
@@ -190,11 +191,13 @@ class BundleExpired(BundleError):
 class ServiceError(KeyopsError):
     """An HTTP error of the key-serving endpoint (status + problem code, docs/protocol.md)."""
 
-    def __init__(self, status: int, code: str, title: str) -> None:
+    def __init__(self, status: int, code: str, title: str, retry_after: int | None = None) -> None:
         super().__init__(title)
         self.status = status
         self.code = code
         self.title = title
+        #: Seconds for a ``retry-after`` header (503 ``replay-cache-full``), when set.
+        self.retry_after = retry_after
 
 
 class GitHubError(KeyopsError):
@@ -203,6 +206,10 @@ class GitHubError(KeyopsError):
     def __init__(self, what: str, fix: str = "", status: int | None = None) -> None:
         super().__init__(what, fix)
         self.status = status
+
+
+class AwsError(KeyopsError):
+    """An AWS API refused or failed a request, or no AWS credentials were found (exit 2)."""
 
 
 class DeployConfigError(KeyopsError):

@@ -257,3 +257,28 @@ def app_auth_retire(doc: Document, kid: str, today: dt.date) -> Document:
             return new
     known = ", ".join(str(a.get("kid")) for a in auth if isinstance(a, dict))
     raise LifecycleError(f"the file has no app_auth kid {kid!r}", f"Known kids: {known or 'none'}.")
+
+
+def record_release(doc: Document, app_version: str, cred_id: str, today: dt.date) -> Document:
+    """Record that the bundled release ``app_version`` carries credential ``cred_id``.
+
+    Unchanged when the same record exists; a release that already carries another credential
+    cannot be re-recorded (a shipped binary's key does not change).
+    """
+    _find(doc, cred_id, f"client {doc.get('client')!r}")
+    releases = doc.get("releases") or []
+    if not isinstance(releases, list):
+        raise LifecycleError("the file's releases is not a list", "Run keyops validate.")
+    for item in releases:
+        if isinstance(item, dict) and item.get("app_version") == app_version:
+            if item.get("credential_id") == cred_id:
+                return doc
+            raise LifecycleError(
+                f"release {app_version} is already recorded with {item.get('credential_id')}",
+                "A shipped release's key does not change: record the new build under a new "
+                "app version.",
+            )
+    new = copy.deepcopy(doc)
+    entry = {"app_version": app_version, "credential_id": cred_id, "recorded": today.isoformat()}
+    new["releases"] = [*releases, entry]
+    return new

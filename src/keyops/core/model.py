@@ -88,6 +88,20 @@ class AppAuth:
 
 
 @dataclass(frozen=True)
+class Release:
+    """A bundled app release and the credential built into it (``keyops release``)."""
+
+    app_version: str
+    credential_id: str
+    recorded: dt.date | None = None
+    index: int = 0
+
+    @property
+    def pointer(self) -> str:
+        return f"$.releases[{self.index}]"
+
+
+@dataclass(frozen=True)
 class ClientFile:
     path: str
     stack: str
@@ -98,6 +112,7 @@ class ClientFile:
     cluster: str
     credentials: tuple[Credential, ...]
     app_auth: tuple[AppAuth, ...] = ()
+    releases: tuple[Release, ...] = ()
 
     @classmethod
     def from_dict(cls, path: str, stack: str, data: dict[str, Any]) -> ClientFile:
@@ -127,6 +142,16 @@ class ClientFile:
                 for i, item in enumerate(data.get("app_auth") or [])
                 if isinstance(item, dict)
             ),
+            releases=tuple(
+                Release(
+                    app_version=str(item.get("app_version", "")),
+                    credential_id=str(item.get("credential_id", "")),
+                    recorded=parse_date(item.get("recorded")),
+                    index=i,
+                )
+                for i, item in enumerate(data.get("releases") or [])
+                if isinstance(item, dict)
+            ),
         )
 
     def by_id(self, credential_id: str) -> Credential | None:
@@ -152,9 +177,12 @@ class StackFile:
     signing_keys: tuple[SigningKey, ...]
     endpoints: tuple[str, ...] = ()
     encryption_master_key: str | None = field(default=None, repr=False)
+    #: ``adoption.secret``: the salt (HMAC key) of install hashes in adoption metrics.
+    adoption_secret: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_dict(cls, path: str, stack: str, data: dict[str, Any]) -> StackFile:
+        adoption = data.get("adoption")
         return cls(
             path=path,
             stack=stack,
@@ -171,6 +199,7 @@ class StackFile:
             ),
             endpoints=tuple(str(e) for e in data.get("endpoints") or []),
             encryption_master_key=_clear(data.get("encryption_master_key")),
+            adoption_secret=_clear(adoption.get("secret")) if isinstance(adoption, dict) else None,
         )
 
 

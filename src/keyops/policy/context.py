@@ -1,5 +1,7 @@
 """What a policy check knows besides the two repository states: date, author, reviews, adoption.
 
+The adoption file is read by :mod:`keyops.policy.evidence`.
+
 Reviews come from GitHub's REST API (``GET /repos/{o}/{r}/pulls/{n}/reviews``): a JSON list of
 objects with ``user.login``, ``state`` and ``commit_id``. Only each reviewer's latest review counts,
 as on GitHub: a later COMMENTED or CHANGES_REQUESTED replaces an earlier APPROVED.
@@ -9,13 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from keyops.core.errors import InputError
+from keyops.policy.evidence import Evidence
 
 
 @dataclass(frozen=True)
@@ -32,8 +34,8 @@ class Context:
     author: str | None = None
     #: None when no reviews were given (``--approvals`` absent): approval needs become warnings.
     approvals: tuple[Review, ...] | None = None
-    #: None when there is no adoption evidence file.
-    adoption: Mapping[str, float] | None = None
+    #: None when there is no adoption evidence file. Bare shares (floats) are accepted too.
+    adoption: Mapping[str, Evidence | float] | None = None
     head_sha: str | None = None
 
 
@@ -86,27 +88,3 @@ def parse_reviews(data: Any, label: str = "reviews") -> tuple[Review, ...]:
 
 def load_reviews(path: Path) -> tuple[Review, ...]:
     return parse_reviews(_read_json(path, "--approvals"), f"--approvals {path}")
-
-
-def load_adoption(path: Path) -> dict[str, float]:
-    """``{credential_id: percent of installs still using it}``, each 0..100."""
-    data = _read_json(path, "--adoption")
-    if not isinstance(data, dict):
-        raise InputError(
-            f"--adoption {path} must be a JSON object {{credential_id: percent}}",
-            'Example: {"ios-2026-05": 0.4}.',
-        )
-    out: dict[str, float] = {}
-    for key, value in data.items():
-        if (
-            not isinstance(value, (int, float))
-            or isinstance(value, bool)
-            or not math.isfinite(value)
-            or not 0 <= value <= 100
-        ):
-            raise InputError(
-                f"--adoption {path}: {key!r} has {value!r}; percentages are numbers 0..100",
-                "Fix the value.",
-            )
-        out[str(key)] = float(value)
-    return out

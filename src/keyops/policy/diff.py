@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from keyops.policy.rules import Facts
 from keyops.policy.rules.approval import needs
 from keyops.policy.rules.base import Located
-from keyops.policy.rules.lifecycle import overlap_days
+from keyops.policy.rules.lifecycle import evidence_for, overlap_days
 
 
 @dataclass(frozen=True)
@@ -30,8 +30,8 @@ def _details(facts: Facts, base: Located | None, head: Located) -> list[str]:
         days = overlap_days(base, facts.now)
         if days is not None:
             notes.append(f"overlap {days} days")
-        share = (facts.ctx.adoption or {}).get(cred.id)
-        notes.append(f"adoption {share:g}%" if share is not None else "no adoption evidence")
+        evidence = evidence_for(facts, head)
+        notes.append(f"adoption {evidence.short()}" if evidence else "no adoption evidence")
     if cred.state == "revoked":
         notes.append(f"reason: {cred.reason or '-'}; incident: {cred.incident or '-'}")
     if cred.state == "pending" and cred.rollout_percent is not None:

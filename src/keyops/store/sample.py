@@ -132,6 +132,8 @@ def stack_document(
         }
     ]
     doc["encryption_master_key"] = master_key()
+    # The salt of install hashes in adoption metrics (sops encrypts it: its name is `secret`).
+    doc["adoption"] = {"secret": app_auth_secret()}
     return doc
 
 

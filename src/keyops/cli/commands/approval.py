@@ -31,7 +31,7 @@ from keyops.cli.reporters import Report, markdown
 from keyops.core.dates import NOW_HELP, parse_day
 from keyops.core.errors import EXIT_OK, GitHubError, InputError, KeyopsError, UsageError
 from keyops.core.findings import Finding, Severity
-from keyops.policy import Context, evaluate, parse_reviews
+from keyops.policy import Context, evaluate, load_adoption, parse_reviews
 from keyops.policy.diff import changes
 from keyops.policy.rules import Facts
 from keyops.policy.rules.approval import needs, qualifying
@@ -70,6 +70,12 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--no-status", action="store_true", help="do not post the keyops/approval status"
+    )
+    parser.add_argument(
+        "--adoption",
+        metavar="FILE",
+        type=Path,
+        help="adoption evidence (keyops adoption output): the report shows it for retirements",
     )
 
 
@@ -126,6 +132,7 @@ def evaluate_pull(args: argparse.Namespace, root: Path, github: GitHub) -> Evalu
         now=parse_day(args.now),
         author=author,
         approvals=parse_reviews(github.reviews(args.pr), f"reviews of #{args.pr}"),
+        adoption=load_adoption(args.adoption) if args.adoption is not None else None,
         head_sha=args.head_sha,
     )
     base, head = _load(root, args.base, args.stack)

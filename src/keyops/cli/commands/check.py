@@ -41,7 +41,8 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--adoption",
         metavar="FILE",
         type=Path,
-        help="JSON {credential_id: percent of installs still using it}",
+        help="adoption evidence: the file keyops adoption writes, or JSON "
+        "{credential_id: percent of installs still using it} (docs/adoption.md)",
     )
     parser.add_argument("--head-sha", metavar="SHA", help="the head commit reviews must approve")
     parser.add_argument(

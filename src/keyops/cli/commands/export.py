@@ -3,6 +3,10 @@
 ``--client C --format F`` writes the client's active key and cluster for a bundled app build
 (json, plist, xcconfig, properties or env). It never contains a secret.
 
+For a bundled client it then says how to record the release that will carry the key
+(``keyops release``), or, with ``--app-version V``, that the record exists; a version already
+recorded with another credential is refused before anything is written.
+
 ``--auth-keyring`` writes the stack's server-side keyring: every pending, active and retiring
 key mapped to its secret, app_id, client and credential id. It goes to stdout, or to a new file
 created with mode 0600.
@@ -20,7 +24,7 @@ from keyops.build.keyring import build_keyring
 from keyops.build.stacks import load_stack
 from keyops.core.atomic import PRIVATE, PUBLIC, write_atomic
 from keyops.core.errors import EXIT_OK, InputError, PolicyRefused, UsageError
-from keyops.core.model import Stack
+from keyops.core.model import ClientFile, Stack
 from keyops.protocol.client_view import client_view
 from keyops.store import loader, repo
 from keyops.store.sources import CREDENTIALS_DIR, WorktreeSource
@@ -36,6 +40,11 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--auth-keyring", action="store_true", help="export the server keyring (contains secrets)"
     )
     parser.add_argument("--out", metavar="FILE", type=Path, help="write here instead of stdout")
+    parser.add_argument(
+        "--app-version",
+        metavar="V",
+        help="the app release this build is for (bundled clients): checks its release record",
+    )
 
 
 def app_values(stack: Stack, client_name: str) -> dict[str, str]:
@@ -125,13 +134,36 @@ def export(args: argparse.Namespace) -> int:
     loader.check_stacks(root, WorktreeSource(root), [args.stack])
     if not (root / relpath).is_file():
         raise InputError(f"{relpath} does not exist", "Check --client.")
-    data = render(
-        app_values(load_stack(root, args.stack, purpose="export", only=relpath), args.client),
-        args.format,
-    )
+    model = load_stack(root, args.stack, purpose="export", only=relpath)
+    values = app_values(model, args.client)
+    note = release_note(model.clients[args.client], values["credential_id"], args.app_version)
+    data = render(values, args.format)
     if args.out is None:
         sys.stdout.buffer.write(data)
     else:
         write_atomic(args.out, data, mode=PUBLIC)
         print(f"wrote {args.format} for {args.stack}/{args.client} to {args.out}", file=sys.stderr)
+    if note:
+        print(note, file=sys.stderr)
     return EXIT_OK
+
+
+def release_note(client: ClientFile, ident: str, app_version: str | None) -> str | None:
+    """What to do about the release record of this build (bundled clients only)."""
+    if client.delivery != "bundled":
+        return None
+    recorded = {r.app_version: r.credential_id for r in client.releases}
+    if app_version is not None and app_version in recorded:
+        if recorded[app_version] != ident:
+            raise UsageError(
+                f"release {app_version} of {client.client} is recorded with "
+                f"{recorded[app_version]}, but the active credential is now {ident}",
+                "A shipped release's key does not change: build this one under a new app version.",
+            )
+        return f"release {app_version} is recorded with {ident} ({client.path})"
+    version = app_version or "<app version>"
+    return (
+        f"next: record the release that carries {ident}, so adoption can be counted by app "
+        f"version: keyops release --stack {client.stack} --client {client.client} "
+        f"--app-version {version} --id {ident}"
+    )

@@ -17,7 +17,8 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--adoption",
         metavar="FILE",
         type=Path,
-        help='adoption evidence, JSON {"<credential id>": percent of installs still using it}',
+        help="adoption evidence: the file keyops adoption writes, or JSON "
+        '{"<credential id>": percent of installs still using it} (docs/adoption.md)',
     )
 
 
@@ -31,7 +32,9 @@ def retire(args: argparse.Namespace) -> int:
     def build(target: Target) -> Proposal:
         before = lifecycle.lookup(target.document, args.id)
         document = lifecycle.retire(target.document, args.id, target.today)
-        share = f", adoption {adoption[args.id]:g}%" if adoption and args.id in adoption else ""
+        share = (
+            f", adoption {adoption[args.id].short()}" if adoption and args.id in adoption else ""
+        )
         return Proposal(
             document=document,
             action="retire",

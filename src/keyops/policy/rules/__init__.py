@@ -7,6 +7,7 @@ from keyops.policy.rules import (  # noqa: F401  (imported for registration)
     keys,
     lifecycle,
     loader_rules,
+    releases,
     removal,
     stack,
 )
@@ -27,6 +28,7 @@ ORDER = (
     "min-overlap",
     "adoption",
     "revoke-reason",
+    "release-record",
     "approval",
     "no-early-removal",
     "max-age",

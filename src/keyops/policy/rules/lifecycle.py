@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Iterable
 
 from keyops.core.findings import Finding, Severity
+from keyops.policy.evidence import Evidence, evidence_of
 from keyops.policy.rules.base import Facts, Located, rule
 
 #: The moves the lifecycle allows (docs/file-format.md), besides staying put.
@@ -113,6 +114,19 @@ def min_overlap(facts: Facts) -> Iterable[Finding]:
             )
 
 
+def evidence_for(facts: Facts, located: Located) -> Evidence | None:
+    """The adoption evidence for this credential, if the file has some that applies to it.
+
+    Evidence that names another stack or client (credential ids are unique per stack only)
+    does not apply.
+    """
+    value = (facts.ctx.adoption or {}).get(located.cred.id)
+    if value is None:
+        return None
+    evidence = evidence_of(value)
+    return evidence if evidence.applies_to(located.client.stack, located.client.client) else None
+
+
 @rule(
     "adoption",
     Severity.ERROR,
@@ -122,20 +136,25 @@ def min_overlap(facts: Facts) -> Iterable[Finding]:
 )
 def adoption(facts: Facts) -> Iterable[Finding]:
     limit = facts.settings.max_retire_adoption_percent
-    evidence = facts.ctx.adoption
     for _base, head in _retirements(facts):
         delivery = head.client.delivery
-        share = evidence.get(head.cred.id) if evidence is not None else None
-        if share is not None:
+        evidence = evidence_for(facts, head)
+        if evidence is not None:
+            ident, share, of_what = head.cred.id, evidence.percent, evidence.of_what
             if share > limit:
-                yield adoption.at(
-                    facts,
-                    head,
-                    f"{head.cred.id} is still used by {share:g}% of installs; "
+                message = (
+                    f"{ident} is still used by {share:g}% of {of_what}; "
                     f"max_retire_adoption_percent is {limit:g}%: keep it retiring until fewer "
-                    "installs use it",
-                    suffix=".state",
+                    f"installs use it (evidence: {evidence.describe()})"
                 )
+                yield adoption.at(facts, head, message, suffix=".state")
+            else:
+                # The decision is only as good as its evidence: show it to the reviewer.
+                message = (
+                    f"{ident} is used by {share:g}% of {of_what}, at or below "
+                    f"max_retire_adoption_percent {limit:g}% (evidence: {evidence.describe()})"
+                )
+                yield adoption.at(facts, head, message, severity=Severity.NOTE, suffix=".state")
         elif delivery in ("served", "bundled"):
             yield adoption.at(
                 facts,
