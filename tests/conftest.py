@@ -14,7 +14,13 @@ import pytest
 from support.repo import KeyRepo, build_template, new_repo
 
 #: Modules of tests/support that define fixtures: every test can ask for them by name.
-pytest_plugins = ("support.endpoint", "support.fetch", "support.github", "support.infra")
+pytest_plugins = (
+    "support.devstack",
+    "support.endpoint",
+    "support.fetch",
+    "support.github",
+    "support.infra",
+)
 
 
 @pytest.fixture(scope="session")
