@@ -9,7 +9,7 @@ STACK  ?= dev
 # The dev stack's committed TEST-ONLY identity; the demo and tests use it, nothing else should.
 DEV_KEY := $(CURDIR)/keys/dev-TEST-ONLY.agekey
 
-.PHONY: install demo test test-fast lint typecheck bench clean
+.PHONY: install demo web-demo test test-fast lint typecheck bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,12 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	@SOPS_AGE_KEY_FILE=$(DEV_KEY) PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh
+
+# The @keyops/client example page next to keyops serve (dev stack): open the URL it prints.
+web-demo: $(STAMP)
+	@command -v npm >/dev/null 2>&1 || { echo "error: npm is not installed. Install Node.js 20+ with npm, then run make web-demo again." >&2; exit 2; }
+	cd clients/js && { test -d node_modules || npm ci --no-audit --no-fund; } && npm run build
+	@SOPS_AGE_KEY_FILE=$(DEV_KEY) $(BIN)/python scripts/web_demo.py $(WEB_DEMO_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n auto -p no:cacheprovider $(PYTEST_ARGS)

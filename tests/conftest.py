@@ -16,6 +16,7 @@ from support.repo import KeyRepo, build_template, new_repo
 #: Modules of tests/support that define fixtures: every test can ask for them by name.
 pytest_plugins = (
     "support.aws",
+    "support.devstack",
     "support.endpoint",
     "support.fetch",
     "support.github",

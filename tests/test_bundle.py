@@ -228,3 +228,28 @@ def test_missing_bundle_is_a_clear_error(tmp_path: Path) -> None:
         f"error: no bundle at {tmp_path / BUNDLE_FILE}. "
         "Build one: keyops build --stack S --out DIR."
     )
+
+
+def test_the_bundle_carries_each_served_web_clients_allowed_origins(built: Bundle) -> None:
+    document = json.loads(jws.extract_compact(built.raw).payload)
+    assert document["clients"]["web"]["allowed_origins"] == [
+        "http://localhost:*",
+        "https://app.dev.example.com",
+    ]
+    # Optional: absent for a client without origins, as in bundles built before the field.
+    assert "allowed_origins" not in document["clients"]["ios"]
+    assert "allowed_origins" not in document["clients"]["android"]
+
+
+def test_build_refuses_a_loose_origin(keyrepo: KeyRepo, tmp_path: Path) -> None:
+    doc = keyrepo.decrypt("credentials/dev/web.yaml")
+    doc["allowed_origins"] = ["*"]
+    keyrepo.write_doc("credentials/dev/web.yaml", doc)
+    out = tmp_path / "bundle"
+    proc = build(keyrepo, out)
+    assert proc.returncode == 1
+    assert (
+        "credentials/dev/web.yaml::$.allowed_origins[0]: error[allowed-origins] '*' would let "
+        "every web page call the endpoint from a browser" in proc.stderr
+    )
+    assert not out.exists()

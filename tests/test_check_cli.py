@@ -435,6 +435,17 @@ CASES: dict[str, tuple[Callable[[dict[str, Doc]], None], list[Row]]] = {
             ),
         ],
     ),
+    "allowed-origins": (
+        lambda d: d[WEB].update(allowed_origins=["http://localhost:*", "https://*.example.com"]),
+        [
+            (
+                "allowed-origins",
+                "error",
+                None,
+                "'https://*.example.com' has a wildcard in the host; list each origin exactly",
+            )
+        ],
+    ),
     "cluster-consistent": (
         lambda d: d[SERVER]["pusher"].update(cluster="us2"),
         [

@@ -101,7 +101,7 @@ def test_json_report_shape(keyrepo: KeyRepo) -> None:
             "pointer": "$.surprise",
             "credential_id": None,
             "message": "unknown field 'surprise'; remove it or check its spelling",
-            "line": 20,
+            "line": 23,
         },
     ]
 

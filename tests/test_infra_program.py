@@ -31,7 +31,7 @@ PER_REGION = {
     STAGE: 1,
     DOMAIN: 2,
     "aws:apigatewayv2/api:Api": 1,
-    "aws:apigatewayv2/route:Route": 3,
+    "aws:apigatewayv2/route:Route": 4,
     "aws:acm/certificate:Certificate": 1,
     "aws:acm/certificateValidation:CertificateValidation": 1,
     "aws:cloudwatch/metricAlarm:MetricAlarm": 3,
@@ -106,6 +106,31 @@ def test_throttling_tls_and_routes(run: tuple[str, Run]) -> None:
         assert api["inputs"]["disableExecuteApiEndpoint"] is True
     for cert in result.of("aws:acm/certificate:Certificate"):
         assert cert["inputs"]["validationMethod"] == "DNS"
+
+
+def test_cors_preflights_reach_the_function_and_the_api_adds_no_cors(
+    run: tuple[str, Run],
+) -> None:
+    stack, result = run
+    routes = result.of("aws:apigatewayv2/route:Route")
+    for region in REGIONS[stack]:
+        preflight = [
+            r
+            for r in routes
+            if r["region"] == region and r["inputs"]["routeKey"] == "OPTIONS /v1/credentials"
+        ]
+        assert len(preflight) == 1, region
+        # No authorizer: a browser's preflight never carries the token.
+        assert preflight[0]["inputs"]["authorizationType"] == "NONE"
+        get = next(
+            r
+            for r in routes
+            if r["region"] == region and r["inputs"]["routeKey"] == "GET /v1/credentials"
+        )
+        assert preflight[0]["inputs"]["target"] == get["inputs"]["target"]  # the same function
+    # The handler owns CORS (from the bundle): API Gateway configures none that could drift.
+    for api in result.of("aws:apigatewayv2/api:Api"):
+        assert "corsConfiguration" not in api["inputs"], api["inputs"]["corsConfiguration"]
 
 
 def test_front_door_latency_records_with_health_checks(run: tuple[str, Run]) -> None:

@@ -90,7 +90,7 @@ def test_rules_registry_is_the_contract() -> None:
         "one-rotation-in-flight", "rollout-range", "transition", "immutable-secret",
         "retire-needs-successor", "min-overlap", "adoption", "revoke-reason", "approval",
         "no-early-removal", "max-age", "no-secret-to-clients", "dev-key-in-real-stack",
-        "master-key-change", "cluster-consistent", "release-record",
+        "master-key-change", "cluster-consistent", "release-record", "allowed-origins",
     }  # fmt: skip
     for rule in RULES.values():
         assert rule.rationale.endswith(".") and rule.fix.endswith(".")
@@ -751,3 +751,76 @@ def test_docs_describe_every_rule_with_an_example_and_a_fix() -> None:
     assert set(RULES) <= set(described)
     for rule_id in RULES:
         assert "Example:" in described[rule_id] and "Fix:" in described[rule_id], rule_id
+
+
+# -- allowed-origins --------------------------------------------------------------------------
+
+
+def origin_rows(edit: Callable[[Docs], None]) -> list[tuple[str, str, str, str]]:
+    after = copy.deepcopy(BASE)
+    edit(after)
+    found = evaluate(
+        None, in_memory(after), Context(now=TODAY), SETTINGS, only=("allowed-origins",)
+    )
+    return [(f.severity.value, f.path, f.pointer, f.message) for f in found]
+
+
+def test_allowed_origins_of_the_sample_pass() -> None:
+    assert BASE[WEB]["allowed_origins"] == ["http://localhost:*", "https://app.dev.example.com"]
+    assert origin_rows(lambda d: None) == []
+
+
+def test_allowed_origins_refuses_loose_entries_and_says_where() -> None:
+    def edit(d: Docs) -> None:
+        d[WEB]["allowed_origins"] = [
+            "http://localhost:*",
+            "*",
+            "https://app.example.com/",
+            "http://app.example.com",
+            "http://localhost:3000",
+            "https://app.dev.example.com",
+            "https://app.dev.example.com",
+        ]
+
+    at = "$.allowed_origins"
+    assert origin_rows(edit) == [
+        (
+            "error", WEB, f"{at}[1]",
+            "'*' would let every web page call the endpoint from a browser; list each origin "
+            "exactly, e.g. 'https://app.example.com'",
+        ),
+        (
+            "error", WEB, f"{at}[2]",
+            "'https://app.example.com/' has a path, which an origin never has: write "
+            "'https://app.example.com'",
+        ),
+        (
+            "error", WEB, f"{at}[3]",
+            "'http://app.example.com': http:// is allowed only for localhost, 127.0.0.1 and "
+            "[::1] (pages on the developer's machine); use https://",
+        ),
+        (
+            "error", WEB, f"{at}[4]",
+            "'http://localhost:3000' is already allowed by 'http://localhost:*'; remove it",
+        ),
+        ("error", WEB, f"{at}[6]", "'https://app.dev.example.com' is listed twice; remove one"),
+    ]  # fmt: skip
+
+
+def test_allowed_origins_keeps_localhost_out_of_stacks_that_are_not_dev() -> None:
+    prod_web = "credentials/prod/web.yaml"
+
+    def edit(d: Docs) -> None:
+        d[prod_web] = copy.deepcopy(d[WEB])
+        d[prod_web]["credentials"][0]["id"] = "web-prod-2026-06"
+        d[prod_web]["allowed_origins"] = ["https://app.example.com", "http://localhost:*"]
+
+    assert origin_rows(edit) == [
+        (
+            "error",
+            prod_web,
+            "$.allowed_origins[1]",
+            "'http://localhost:*': http:// origins are allowed only in a dev stack (test_stacks "
+            "in policies/keyops.yaml); a deployed page must use https://",
+        )
+    ]

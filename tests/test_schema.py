@@ -36,7 +36,7 @@ def test_unknown_field(keyrepo: KeyRepo) -> None:
             "credentials/dev/web.yaml::$.credentials[0].expires: error[schema] unknown field "
             "'expires'; remove it or check its spelling (credential web-2026-06, line 14)",
             "credentials/dev/web.yaml::$.colour: error[schema] unknown field 'colour'; remove it "
-            "or check its spelling (line 20)",
+            "or check its spelling (line 23)",
         ],
     )
 
@@ -256,3 +256,36 @@ def test_published_schemas_are_valid_2020_12(name: str) -> None:
 
     Draft202012Validator.check_schema(schema.load_schema(name))
     assert schema.load_schema(name)["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+
+
+def test_allowed_origins_only_on_a_served_web_client(keyrepo: KeyRepo) -> None:
+    def change(doc: dict[str, Any]) -> None:
+        doc["allowed_origins"] = ["https://app.example.com"]
+
+    _expect(
+        keyrepo,
+        IOS,
+        change,
+        [
+            "credentials/dev/ios.yaml::$.allowed_origins: error[schema] allowed_origins is only "
+            "for a served web client (platform: web, delivery: served): only browsers check "
+            "CORS; remove it (line 26)"
+        ],
+    )
+
+
+def test_allowed_origins_is_a_list_of_strings(keyrepo: KeyRepo) -> None:
+    def change(doc: dict[str, Any]) -> None:
+        doc["allowed_origins"] = ["https://app.example.com", 8443, ""]
+
+    _expect(
+        keyrepo,
+        WEB,
+        change,
+        [
+            "credentials/dev/web.yaml::$.allowed_origins[1]: error[schema] must be of type "
+            "string, not int (line 21)",
+            "credentials/dev/web.yaml::$.allowed_origins[2]: error[schema] '' should be "
+            "non-empty (line 22)",
+        ],
+    )

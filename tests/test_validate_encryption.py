@@ -109,7 +109,7 @@ def test_missing_mac(keyrepo: KeyRepo) -> None:
         (),
         [
             "credentials/dev/web.yaml::$.sops.mac: error[encrypted] the sops metadata has no MAC, "
-            "so tampering cannot be detected; re-encrypt the file with sops (line 19)"
+            "so tampering cannot be detected; re-encrypt the file with sops (line 22)"
         ],
     )
 
@@ -178,6 +178,6 @@ def test_value_encrypted_by_accident(keyrepo: KeyRepo) -> None:
             f"credentials/dev/web.yaml::$.sops.encrypted_regex: error[encrypted] the file was "
             f"encrypted with encrypted_regex {wide!r}; keyops requires "
             "'^(key|secret|encryption_master_key|private_jwk)$'. Re-encrypt it under the "
-            ".sops.yaml creation rule (line 32)",
+            ".sops.yaml creation rule (line 35)",
         ],
     )

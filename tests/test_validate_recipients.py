@@ -5,7 +5,7 @@ from __future__ import annotations
 from support.repo import KeyRepo, new_identity, sops_rules
 from support.validate import RULE_DEV, SAMPLE_FILES, expect_findings, findings, run
 
-SOPS_LINE = {"_stack": 13, "android": 19, "ios": 26, "server": 14, "web": 19}
+SOPS_LINE = {"_stack": 13, "android": 19, "ios": 26, "server": 14, "web": 22}
 EXTRA_RULE = (
     "  - path_regex: ^credentials/.*\n"
     "    encrypted_regex: ^(key|secret|encryption_master_key|private_jwk)$\n"
@@ -50,7 +50,7 @@ def test_overlapping_rules(keyrepo: KeyRepo) -> None:
             "credentials/dev/web.yaml::$.sops: error[recipients] credentials/dev/web.yaml is "
             f"matched by {RULE_DEV} and creation rule #2 (path_regex '^credentials/.*'); sops "
             "would use the first, so reordering would change who can decrypt. Make the path_regex "
-            "patterns disjoint (line 19)"
+            "patterns disjoint (line 22)"
         ],
     )
 
@@ -101,10 +101,10 @@ def test_file_copied_from_another_stack(keyrepo: KeyRepo) -> None:
     assert findings(proc) == [
         f"credentials/dev/web.yaml::$.sops: error[recipients] age:{keyrepo.recipient} is a "
         f"recipient in {RULE_DEV} but the file is not encrypted to it (stale after a key "
-        "change?); run: sops updatekeys credentials/dev/web.yaml (line 19)",
+        "change?); run: sops updatekeys credentials/dev/web.yaml (line 22)",
         f"credentials/dev/web.yaml::$.sops: error[recipients] the file is encrypted to "
         f"age:{prod}, which {RULE_DEV} does not list (copied from another stack, or a removed "
-        "key?); run: sops updatekeys credentials/dev/web.yaml (line 19)",
+        "key?); run: sops updatekeys credentials/dev/web.yaml (line 22)",
     ]
     assert proc.stderr == ""
 

@@ -13,18 +13,12 @@ and npm are required: without them these tests fail, with the command that insta
 from __future__ import annotations
 
 import base64
-import contextlib
-import fcntl
-import hashlib
 import json
 import re
 import shutil
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -32,119 +26,15 @@ from typing import Any
 import pytest
 
 from keyops.endpoint import lambda_handler
-from support.net import free_port
-from support.repo import PROJECT, clean_env
-from support.serve import Server, wait_healthy
+from support.apigw import http_api_event
+from support.devstack import DevStack
+from support.js import JS, ensure_built, ensure_installed, must, node, run, tool
+from support.repo import PROJECT
 
-JS = PROJECT / "clients" / "js"
 FETCH_SCRIPT = PROJECT / "tests" / "e2e" / "js" / "fetch.mjs"
-DEV_KEY = PROJECT / "keys" / "dev-TEST-ONLY.agekey"
-EVENT_TEMPLATE = PROJECT / "tests" / "events" / "credentials.json"
-INSTALL = (
-    "Install Node.js 20 or newer with npm ('apt-get install -y nodejs npm' where the "
-    "distribution's nodejs is 20+; Debian 12's own is 18, too old), then run the tests again "
-    "('make test')."
-)
 BUDGET_BYTES = 15 * 1024
 APP_VERSION = "5.2.0"
 INSTALL_IDS = ("install-0001", "js-interop-install-7")
-SLOW = 600  # seconds for npm on a busy 2-core machine
-
-
-# -- Node and npm ---------------------------------------------------------------------------------
-def tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(
-            f"{name} is not installed: the JS client cannot be tested. {INSTALL}", pytrace=False
-        )
-    return path
-
-
-def node() -> str:
-    path = tool("node")
-    version = subprocess.run([path, "--version"], capture_output=True, text=True, check=False)
-    match = re.match(r"v(\d+)\.", version.stdout.strip())
-    if match is None or int(match.group(1)) < 20:
-        pytest.fail(
-            f"node {version.stdout.strip()} is too old for the JS client. {INSTALL}", pytrace=False
-        )
-    return path
-
-
-def run(
-    args: list[str], *, cwd: Path = JS, timeout: float = SLOW, **kw: Any
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        args,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        stdin=subprocess.DEVNULL,
-        **kw,
-    )
-
-
-def must(proc: subprocess.CompletedProcess[str], what: str) -> subprocess.CompletedProcess[str]:
-    if proc.returncode != 0:
-        pytest.fail(
-            f"{what} failed (exit {proc.returncode}) in {JS}:\n{proc.stdout}\n{proc.stderr}",
-            pytrace=False,
-        )
-    return proc
-
-
-@contextlib.contextmanager
-def npm_lock() -> Iterator[None]:
-    """One npm at a time in clients/js, across pytest-xdist workers."""
-    with (JS / ".keyops-npm.lock").open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def digest(*paths: Path) -> str:
-    h = hashlib.sha256()
-    for path in paths:
-        h.update(path.relative_to(JS).as_posix().encode() + b"\0" + path.read_bytes())
-    return h.hexdigest()
-
-
-def ensure_installed() -> None:
-    """``npm ci`` from the committed lockfile, unless node_modules already matches it."""
-    node()
-    npm = tool("npm")
-    stamp = JS / "node_modules" / ".keyops-lockfile-sha256"
-    want = digest(JS / "package-lock.json", JS / "package.json")
-    with npm_lock():
-        if stamp.exists() and stamp.read_text() == want:
-            return
-        must(run([npm, "ci", "--no-audit", "--no-fund"]), "npm ci")
-        stamp.write_text(want)
-
-
-def ensure_built() -> str:
-    """``npm run build`` unless dist/ was built from these very sources; returns its output."""
-    ensure_installed()
-    sources = [
-        *sorted((JS / "src").glob("*.ts")),
-        JS / "scripts" / "build.mjs",
-        JS / "package-lock.json",
-        JS / "tsconfig.json",
-    ]
-    stamp = JS / "dist" / ".keyops-build-stamp"
-    want = digest(*sources)
-    with npm_lock():
-        if stamp.exists() and json.loads(stamp.read_text())["sources"] == want:
-            output: str = json.loads(stamp.read_text())["output"]
-            return output
-        proc = must(run([tool("npm"), "run", "build"]), "npm run build")
-        stamp.write_text(json.dumps({"sources": want, "output": proc.stdout}))
-        return proc.stdout
 
 
 # -- the package's own tests and build ------------------------------------------------------------
@@ -181,97 +71,7 @@ def test_build_reports_the_size_budget_and_makes_the_browser_bundle(tmp_path: Pa
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, "function function 22\n", "")
 
 
-# -- a real dev stack ------------------------------------------------------------------------------
-@dataclass
-class DevStack:
-    work: Path
-    bundle: Path
-    env: dict[str, str]
-    serve: Server
-    clients: list[str]
-
-    def keyops(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return run(
-            [sys.executable, "-m", "keyops", "-C", str(PROJECT), *args],
-            cwd=self.work,
-            timeout=120,
-            env=self.env,
-        )
-
-    def config(self, client: str, url: str) -> Path:
-        """The client's bootstrap config from ``keyops client-config``, pointed at ``url``."""
-        proc = self.keyops("client-config", "--stack", "dev", "--client", client)
-        assert proc.returncode == 0, proc.stderr
-        document = json.loads(proc.stdout)
-        document["endpoints"] = [url]
-        path = self.work / f"{client}-{url.rsplit(':', 1)[-1]}.json"
-        path.write_text(json.dumps(document))
-        path.chmod(0o600)
-        return path
-
-
-def served_clients() -> list[str]:
-    """The dev stack's clients with ``delivery: served`` (cleartext metadata of each file)."""
-    return sorted(
-        path.stem
-        for path in (PROJECT / "credentials" / "dev").glob("*.yaml")
-        if re.search(r"^delivery:\s*served\s*$", path.read_text(), re.MULTILINE)
-    )
-
-
-@pytest.fixture(scope="module")
-def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
-    work = tmp_path_factory.mktemp("js-interop")
-    env = clean_env(work / "home")
-    env["SOPS_AGE_KEY_FILE"] = str(DEV_KEY)
-    bundle = work / "bundle"
-    built = run(
-        [
-            sys.executable,
-            "-m",
-            "keyops",
-            "-C",
-            str(PROJECT),
-            "build",
-            "--stack",
-            "dev",
-            "--out",
-            str(bundle),
-        ],
-        cwd=work,
-        timeout=120,
-        env=env,
-    )
-    assert built.returncode == 0, built.stderr
-    port = free_port()
-    log = work / "serve.log"
-    with log.open("wb") as handle:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "keyops",
-                "serve",
-                "--bundle",
-                str(bundle),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            cwd=work,
-            env=env,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-        )
-    server = Server(proc, f"http://127.0.0.1:{port}", log)
-    try:
-        wait_healthy(server)
-        yield DevStack(work, bundle, env, server, served_clients())
-    finally:
-        server.stop()
-
-
+# -- a real dev stack (support.devstack) -----------------------------------------------------
 def js_fetch(dev: DevStack, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ensure_built()
     path = dev.work / f"jobs-{time.monotonic_ns()}.json"
@@ -287,13 +87,7 @@ def js_fetch(dev: DevStack, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def python_fetch(dev: DevStack, config: Path, install_id: str) -> dict[str, Any]:
-    proc = dev.keyops(
-        "fetch", "--config", str(config), "--install-id", install_id, "--app-version", APP_VERSION,
-        "--rounds", "1", "--timeout", "20", "--format", "json",
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    answer: dict[str, Any] = json.loads(proc.stdout)
-    return answer
+    return dev.fetch(config, install_id, APP_VERSION)
 
 
 COMPARED = ("credential_id", "key", "cluster", "bundle_version", "source", "stale")
@@ -336,15 +130,14 @@ class LambdaShim(BaseHTTPRequestHandler):
     """Turns each HTTP request into an API Gateway HTTP API (v2) event for the real handler."""
 
     def do_GET(self) -> None:
-        event = json.loads(EVENT_TEMPLATE.read_text())
         path, _, query = self.path.partition("?")
-        event["rawPath"] = path
-        event["rawQueryString"] = query
-        event["headers"] = {name.lower(): value for name, value in self.headers.items()}
-        event["requestContext"]["http"].update(
-            {"method": self.command, "path": path, "sourceIp": self.client_address[0]}
+        event = http_api_event(
+            self.command,
+            path,
+            dict(self.headers.items()),
+            query=query,
+            source_ip=self.client_address[0],
         )
-        event["requestContext"]["timeEpoch"] = int(time.time() * 1000)
         answer = lambda_handler.handler(event, None)
         body = answer["body"].encode()
         if answer.get("isBase64Encoded"):

@@ -83,6 +83,7 @@ def make_repo(base: Path, template: tuple[Path, str, str]) -> DeployRepo:
     documents["_stack"] = sample.stack_document(
         "prod", dt.date(2026, 11, 1), ["https://keys.example.com"]
     )
+    documents["web"]["allowed_origins"] = ["https://app.example.com"]  # no localhost in prod
     for name, document in documents.items():
         rel = f"credentials/prod/{name}.yaml"
         (root / rel).parent.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,7 @@ from keyops.build import signing, stacks
 from keyops.core import b64
 from keyops.core.atomic import PRIVATE, PUBLIC, fsync_dir, write_atomic
 from keyops.core.errors import BundleError, InputError, RepositoryError
+from keyops.core.model import ClientFile
 from keyops.protocol.bundle import (
     BUNDLE_FILE,
     BUNDLE_TYP,
@@ -126,7 +127,7 @@ def build_bundle(
         "exp": exp,
         "refresh_after": REFRESH_AFTER,
         "jwks": jwks_doc,
-        "clients": {name: c.as_json() for name, c in clients.items()},
+        "clients": {name: c.as_json() | _cors(model.clients[name]) for name, c in clients.items()},
     }
     if model.stack_file.adoption_secret is not None:
         # The endpoint hashes install ids under this salt for adoption metrics; optional, so
@@ -144,6 +145,12 @@ def previous_version(out_dir: Path) -> int:
         return Bundle.load(out_dir, allow_expired=True).bundle_version
     except BundleError:
         return 0
+
+
+def _cors(client: ClientFile) -> dict[str, Any]:
+    """The web page origins a browser may call from (CORS); absent when none, as in older
+    bundles, so a reader that does not know the field still loads the bundle."""
+    return {"allowed_origins": list(client.allowed_origins)} if client.allowed_origins else {}
 
 
 def _canonical(doc: Mapping[str, Any]) -> bytes:

@@ -113,6 +113,8 @@ class ClientFile:
     credentials: tuple[Credential, ...]
     app_auth: tuple[AppAuth, ...] = ()
     releases: tuple[Release, ...] = ()
+    #: Web pages a browser may call the endpoint from (served web clients; CORS).
+    allowed_origins: tuple[str, ...] = ()
 
     @classmethod
     def from_dict(cls, path: str, stack: str, data: dict[str, Any]) -> ClientFile:
@@ -151,6 +153,9 @@ class ClientFile:
                 )
                 for i, item in enumerate(data.get("releases") or [])
                 if isinstance(item, dict)
+            ),
+            allowed_origins=tuple(
+                item for item in data.get("allowed_origins") or [] if isinstance(item, str)
             ),
         )
 

@@ -23,8 +23,11 @@ from keyops.deploy.asset import HANDLER, RUNTIME
 from keyops.deploy.config import DeployConfig
 
 #: Routes and their authorization: /metrics carries adoption counts, so it needs SigV4 (IAM).
+#: OPTIONS reaches the function, which answers CORS preflights from the bundle's allowed origins;
+#: the API sets no CORS configuration of its own, so the two can never disagree.
 ROUTES = {
     "GET /v1/credentials": "NONE",
+    "OPTIONS /v1/credentials": "NONE",
     "GET /healthz": "NONE",
     "GET /metrics": "AWS_IAM",
 }
@@ -143,7 +146,10 @@ class RegionalEndpoint(pulumi.ComponentResource):
             opts=o,
         )
         for route_key, auth in ROUTES.items():
-            slug = route_key.split(" ", 1)[1].strip("/").replace("/", "-")
+            method, path = route_key.split(" ", 1)
+            slug = path.strip("/").replace("/", "-")
+            if method != "GET":  # GET routes keep their names: a rename replaces deployed routes
+                slug = f"{method.lower()}-{slug}"
             aws.apigatewayv2.Route(
                 f"{name}-route-{slug}",
                 api_id=self.api.id,

@@ -96,6 +96,7 @@ def client_document(
     cluster: str = "eu",
     app_auth_kid: str | None = None,
     created: dt.date | None = None,
+    allowed_origins: list[str] | None = None,
 ) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "client": client,
@@ -113,6 +114,8 @@ def client_document(
         if created is not None:
             entry["created"] = created.isoformat()
         doc["app_auth"] = [entry]
+    if allowed_origins:
+        doc["allowed_origins"] = allowed_origins
     return doc
 
 
@@ -176,6 +179,7 @@ def dev_stack(today: dt.date) -> dict[str, dict[str, Any]]:
             [credential("web-2026-06", "active", d("2026-06-15"), activated=d("2026-06-16"))],
             app_auth_kid="web-build-2026a",
             created=d("2026-06-15"),
+            allowed_origins=["http://localhost:*", "https://app.dev.example.com"],
         ),
         "server": client_document(
             "server",

@@ -7,6 +7,7 @@ from keyops.policy.rules import (  # noqa: F401  (imported for registration)
     keys,
     lifecycle,
     loader_rules,
+    origins,
     releases,
     removal,
     stack,
@@ -36,6 +37,7 @@ ORDER = (
     "dev-key-in-real-stack",
     "master-key-change",
     "cluster-consistent",
+    "allowed-origins",
 )
 assert set(ORDER) == set(RULES), sorted(set(ORDER) ^ set(RULES))
 
