@@ -267,6 +267,74 @@ def test_broken_config_fails_with_the_expected_policies(
     assert {v.level for v in violations} == {"mandatory"}
 
 
+def test_adoption_reader_granted_more_than_reading_is_refused(prod: list[Recorded]) -> None:
+    policy = next(r for r in prod if r.name == "adoption-reader-read")
+    document = json.loads(policy.outputs["policy"])
+    scoped = next(s for s in document["Statement"] if "logs:StartQuery" in s["Action"])
+    scoped["Action"].append("logs:FilterLogEvents")
+    scoped["Resource"].append("arn:aws:logs:eu-west-1:123456789012:log-group:/aws/api/other")
+    document["Statement"].append({"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"})
+    broken = altered(prod, policy.name, policy=json.dumps(document))
+    broken = altered(
+        broken,
+        "adoption-reader",
+        managedPolicyArns=["arn:aws:iam::aws:policy/ReadOnlyAccess"],
+    )
+    label = "adoption-reader role 'adoption-reader'"
+    other = "'arn:aws:logs:eu-west-1:123456789012:log-group:/aws/api/other'"
+    assert refused(broken) == [
+        (
+            "keyops-adoption-reader-least-privilege",
+            f"{label} has the managed policy arn:aws:iam::aws:policy/ReadOnlyAccess: use its "
+            "inline policy only",
+        ),
+        (
+            "keyops-adoption-reader-least-privilege",
+            f"{label} grants 'logs:GetQueryResults' on {other}, which is not a function log "
+            "group of this stack",
+        ),
+        (
+            "keyops-adoption-reader-least-privilege",
+            f"{label} grants 'logs:StartQuery' on {other}, which is not a function log group of "
+            "this stack",
+        ),
+        ("keyops-adoption-reader-least-privilege", f"{label} grants 'logs:FilterLogEvents'"),
+        ("keyops-adoption-reader-least-privilege", f"{label} grants 's3:GetObject'"),
+    ]
+
+
+def test_adoption_reader_assumable_by_more_than_one_subject_is_refused(
+    prod: list[Recorded],
+) -> None:
+    role = next(r for r in prod if r.name == "adoption-reader")
+    trust = json.loads(role.outputs["assumeRolePolicy"])
+    condition = trust["Statement"][0]["Condition"]
+    subject = condition["StringEquals"].pop("token.actions.githubusercontent.com:sub")
+    condition["StringLike"] = {"token.actions.githubusercontent.com:sub": "repo:acme/*"}
+    label = "adoption-reader role 'adoption-reader'"
+    assert refused(altered(prod, role.name, assumeRolePolicy=json.dumps(trust))) == [
+        (
+            "keyops-adoption-reader-least-privilege",
+            f"{label} trusts GitHub tokens without one exact subject (StringEquals sub)",
+        )
+    ]
+    condition["StringEquals"]["token.actions.githubusercontent.com:sub"] = subject
+    trust["Statement"].append(
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+            "Action": "sts:AssumeRole",
+        }
+    )
+    assert refused(altered(prod, role.name, assumeRolePolicy=json.dumps(trust))) == [
+        (
+            "keyops-adoption-reader-least-privilege",
+            f"{label} trusts {{'AWS': 'arn:aws:iam::123456789012:root'}}, not GitHub's OIDC "
+            "provider alone",
+        )
+    ]
+
+
 def test_public_s3_in_every_form_is_refused() -> None:
     violations = evaluate(
         [
@@ -553,5 +621,6 @@ def test_pack_module_wraps_exactly_the_importable_policies() -> None:
             "keyops-alarms-reach-someone",
             "keyops-health-check-alarmed",
             "keyops-records-owned-once",
+            "keyops-adoption-reader-least-privilege",
         ]
     )

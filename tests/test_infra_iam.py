@@ -109,8 +109,13 @@ def test_the_check_mode_names_a_stale_file(
     (tmp_path / "stacks" / "Pulumi.dev.yaml").write_text(source)
     assert permissions.main(["--check", "--root", str(tmp_path)]) == 1
     assert capsys.readouterr().err.splitlines() == [
-        "deploy/iam/dev/deploy-role.policy.json: differ from the stack settings",
-        "deploy/iam/dev/deploy-role.trust.json: differ from the stack settings",
+        f"deploy/iam/dev/{name}.json: differ from the stack settings"
+        for name in (
+            "deploy-role.policy",
+            "deploy-role.trust",
+            "adoption-reader.policy",
+            "adoption-reader.trust",
+        )
     ]
     assert permissions.main(["--root", str(tmp_path)]) == 0
     assert permissions.main(["--check", "--root", str(tmp_path)]) == 0
@@ -196,4 +201,34 @@ def test_the_deploy_role_trusts_only_its_github_environment(stack: str) -> None:
             "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
             "token.actions.githubusercontent.com:sub": f"repo:acme/keyops:environment:{stack}",
         }
+    }
+
+
+def test_the_adoption_reader_may_only_read_the_evidence() -> None:
+    """Beside the deploy role's: what CI's evidence fetch may do (docs/github-setup.md)."""
+    committed = PROJECT / "deploy" / "iam" / "prod"
+    policy = json.loads((committed / "adoption-reader.policy.json").read_text())
+    groups = [
+        f"arn:aws:logs:{r}:ACCOUNT_ID:log-group:/aws/lambda/keyops-prod-endpoint{suffix}"
+        for r in ("ap-southeast-1", "eu-west-1", "us-east-1")
+        for suffix in ("", ":*")
+    ]
+    assert policy["Statement"] == [
+        {
+            "Sid": "ReadMetricsAndStopQueries",
+            "Effect": "Allow",
+            "Action": ["cloudwatch:GetMetricData", "logs:StopQuery"],
+            "Resource": "*",
+        },
+        {
+            "Sid": "QueryTheFunctionLogs",
+            "Effect": "Allow",
+            "Action": ["logs:GetQueryResults", "logs:StartQuery"],
+            "Resource": groups,
+        },
+    ]
+    trust = json.loads((committed / "adoption-reader.trust.json").read_text())
+    assert trust["Statement"][0]["Condition"]["StringEquals"] == {
+        "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
+        "token.actions.githubusercontent.com:sub": "repo:acme/keyops:pull_request",
     }

@@ -49,6 +49,8 @@ PER_REGION = {
     "aws:iam/rolePolicy:RolePolicy": 1,
     # the validation record of <region>.<domain> and the regional alias
     RECORD: 2,
+    "aws:cloudwatch/dashboard:Dashboard": 1,
+    "aws:cloudwatch/queryDefinition:QueryDefinition": 1,
 }
 
 
@@ -96,7 +98,12 @@ def test_global_resources_live_on_the_us_east_1_provider(run: tuple[str, Run]) -
         ["aws:route53/healthCheck:HealthCheck", ALARM, RECORD] * len(REGIONS[stack])
     )
     shared = [r for r in result.of(RECORD) if r["name"] == "cert-validation-global"]
-    assert {effective_region(result, r) for r in [*front, *shared]} == {GLOBAL}
+    reader = [r for r in result.resources if r["name"].startswith("adoption-reader")]
+    assert sorted(r["type"] for r in reader) == [
+        "aws:iam/role:Role",
+        "aws:iam/rolePolicy:RolePolicy",
+    ]
+    assert {effective_region(result, r) for r in [*front, *shared, *reader]} == {GLOBAL}
 
 
 def test_one_shared_validation_record_for_the_global_name(run: tuple[str, Run]) -> None:
@@ -317,8 +324,10 @@ def test_function_roles_only_write_their_own_logs(run: tuple[str, Run]) -> None:
         for g in result.of("aws:cloudwatch/logGroup:LogGroup")
         if g["inputs"]["name"].startswith("/aws/lambda/")
     }
-    roles = {r["name"]: r for r in result.of("aws:iam/role:Role")}
-    for policy in result.of("aws:iam/rolePolicy:RolePolicy"):
+    roles = {r["name"]: r for r in result.of("aws:iam/role:Role") if "-fn-role" in r["name"]}
+    for policy in [
+        p for p in result.of("aws:iam/rolePolicy:RolePolicy") if "-fn-role" in p["name"]
+    ]:
         document = json.loads(policy["inputs"]["policy"])
         actions = sorted(a for s in document["Statement"] for a in s["Action"])
         assert actions == ["logs:CreateLogStream", "logs:PutLogEvents"]
@@ -371,6 +380,12 @@ def test_outputs_and_their_secrecy(run: tuple[str, Run], deploy_repo: DeployRepo
         "secret": False,
     }
     assert out["keyringSecretArn"]["secret"] is False
+    reader = next(r for r in result.of("aws:iam/role:Role") if r["name"] == "adoption-reader")
+    assert out["adoptionReaderRoleArn"] == {"value": reader["state"]["arn"], "secret": False}
+    assert out["dashboards"] == {
+        "value": {r: f"keyops-{stack}-{r}" for r in REGIONS[stack]},
+        "secret": False,
+    }
     assert out["alarmTopicArns"] == {
         "value": {t["region"]: t["state"]["arn"] for t in result.of(TOPIC)},
         "secret": False,
@@ -424,3 +439,78 @@ def test_a_policy_error_in_the_credentials_fails_the_deployment(
     assert "credentials/prod/ios.yaml" in result.error
     assert result.resources == []
     assert not (copy.root / "build" / "lambda" / "prod" / "asset").exists()
+
+
+def test_each_region_has_a_dashboard_and_the_distinct_installs_query(run: tuple[str, Run]) -> None:
+    stack, result = run
+    for region in REGIONS[stack]:
+        mine = result.children(f"endpoint-{region}")
+        logs = next(r for r in mine if r["name"].endswith("-fn-logs"))
+        assert logs["inputs"]["name"] == f"/aws/lambda/keyops-{stack}-endpoint"
+        assert logs["inputs"]["retentionInDays"] == {"dev": 14, "prod": 90}[stack]
+        query = next(r for r in mine if r["type"].endswith("QueryDefinition"))["inputs"]
+        assert query == {
+            "name": f"keyops/{stack}/distinct-installs",
+            "logGroupNames": [logs["inputs"]["name"]],
+            "queryString": "filter ispresent(Served) and ispresent(install)\n"
+            "| stats count_distinct(install) by Client, Held",
+        }
+        dashboard = next(r for r in mine if r["type"].endswith("Dashboard"))["inputs"]
+        assert dashboard["dashboardName"] == f"keyops-{stack}-{region}"
+        widgets = json.loads(dashboard["dashboardBody"])["widgets"]
+        by_title = {w["properties"]["title"]: w["properties"] for w in widgets}
+        assert {p["region"] for p in by_title.values()} == {region}
+        api = next(r for r in mine if r["type"] == "aws:apigatewayv2/api:Api")["id"]
+        fn = next(r for r in mine if r["type"] == FN)["state"]["name"]
+        searches = {
+            title: [m[0]["expression"] for m in p["metrics"] if isinstance(m[0], dict)]
+            for title, p in by_title.items()
+        }
+        assert searches == {
+            "Answers by client, credential and held (Served)": [
+                f'SEARCH(\'Namespace="keyops" MetricName="Served" Stack="{stack}"\', \'Sum\', 300)'
+            ],
+            "Held ids the client does not have (HeldUnknown)": [
+                "SEARCH('Namespace=\"keyops\" MetricName=\"HeldUnknown\"', 'Sum', 300)"
+            ],
+            "Errors by code": ["SEARCH('Namespace=\"keyops\" MetricName=\"Errors\"', 'Sum', 300)"],
+            "Latency (ms)": [],
+        }
+        latency = by_title["Latency (ms)"]["metrics"]
+        assert [m[:4] for m in latency] == [
+            ["AWS/ApiGateway", "Latency", "ApiId", api],
+            ["AWS/ApiGateway", "Latency", "ApiId", api],
+            ["AWS/Lambda", "Duration", "FunctionName", fn],
+        ]
+        assert [m[-1]["stat"] for m in latency] == ["p50", "p99", "p99"]
+
+
+def test_the_adoption_reader_is_the_committed_role(run: tuple[str, Run]) -> None:
+    stack, result = run
+    role = next(r for r in result.of("aws:iam/role:Role") if r["name"] == "adoption-reader")
+    policy = next(
+        r for r in result.of("aws:iam/rolePolicy:RolePolicy") if r["name"] == "adoption-reader-read"
+    )
+    assert role["inputs"]["name"] == f"keyops-{stack}-adoption-reader"
+    assert policy["inputs"]["role"] == role["id"]
+    committed = PROJECT / "deploy" / "iam" / stack
+    for name, declared in (
+        ("adoption-reader.trust.json", role["inputs"]["assumeRolePolicy"]),
+        ("adoption-reader.policy.json", policy["inputs"]["policy"]),
+    ):
+        expected = (committed / name).read_text().replace("ACCOUNT_ID", "123456789012")
+        assert json.loads(declared) == json.loads(expected), name
+    statements = json.loads(policy["inputs"]["policy"])["Statement"]
+    assert {a for s in statements for a in s["Action"]} == {
+        "cloudwatch:GetMetricData",
+        "logs:StartQuery",
+        "logs:GetQueryResults",
+        "logs:StopQuery",
+    }
+    groups = {
+        g["state"]["arn"]
+        for g in result.of("aws:cloudwatch/logGroup:LogGroup")
+        if g["inputs"]["name"].startswith("/aws/lambda/")
+    }
+    scoped = next(s for s in statements if "logs:StartQuery" in s["Action"])
+    assert set(scoped["Resource"]) == groups | {f"{g}:*" for g in groups}

@@ -187,6 +187,16 @@ class DeployConfig:
     def adoption_reader_role_name(self) -> str:
         return f"keyops-{self.stack}-adoption-reader"
 
+    @property
+    def function_name(self) -> str:
+        """The endpoint function's name, the same in every region."""
+        return f"keyops-{self.stack}-endpoint"
+
+    @property
+    def function_log_group(self) -> str:
+        """Where the function logs, including its EMF lines (the adoption evidence)."""
+        return f"/aws/lambda/{self.function_name}"
+
     def endpoint_role_name(self, region: str) -> str:
         """The function role's fixed name, so the keyring can deny it before it exists."""
         return f"keyops-{self.stack}-endpoint-{region}"

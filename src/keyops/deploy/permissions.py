@@ -285,6 +285,20 @@ BY_TYPE: dict[str, tuple[Grant, ...]] = {
             },
         ),
     ),
+    "aws:cloudwatch/dashboard:Dashboard": (
+        _g(
+            "Dashboards",
+            "cloudwatch:PutDashboard cloudwatch:GetDashboard cloudwatch:DeleteDashboards",
+            ["arn:aws:cloudwatch::{account}:dashboard/keyops-{stack}-*"],
+        ),
+    ),
+    "aws:cloudwatch/queryDefinition:QueryDefinition": (
+        _g(
+            "SavedQueries",
+            "logs:PutQueryDefinition logs:DescribeQueryDefinitions logs:DeleteQueryDefinition",
+            ["*"],
+        ),
+    ),
     "aws:secretsmanager/secretPolicy:SecretPolicy": (
         _g(
             "KeyringPolicy",
@@ -385,12 +399,70 @@ def deploy_role_trust(config: DeployConfig, account: str = ACCOUNT_PLACEHOLDER) 
     return github_trust(account, f"repo:{repository}:environment:{config.stack}")
 
 
+#: Everything the adoption-reader role may do, and on what (AWS's own scoping, see below).
+ADOPTION_READER_ACTIONS = {
+    # GetMetricData and StopQuery have no resource-level permissions: Resource must be "*".
+    "cloudwatch:GetMetricData": "*",
+    "logs:StopQuery": "*",
+    # StartQuery and GetQueryResults are authorized on the queried log groups.
+    "logs:StartQuery": "log-groups",
+    "logs:GetQueryResults": "log-groups",
+}
+
+
+def function_log_group_arns(config: DeployConfig, account: str) -> list[str]:
+    """The function's log group in every region, as a log group ARN and with the ``:*`` suffix
+    some Logs APIs authorize against."""
+    return [
+        f"arn:aws:logs:{region}:{account}:log-group:{config.function_log_group}{suffix}"
+        for region in sorted(config.regions)
+        for suffix in ("", ":*")
+    ]
+
+
+def adoption_reader_policy(
+    config: DeployConfig, account: str = ACCOUNT_PLACEHOLDER
+) -> dict[str, Any]:
+    """Read the Served metrics and query the function's logs; nothing else, nowhere else."""
+    scoped = sorted(a for a, on in ADOPTION_READER_ACTIONS.items() if on == "log-groups")
+    anywhere = sorted(a for a, on in ADOPTION_READER_ACTIONS.items() if on == "*")
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ReadMetricsAndStopQueries",
+                "Effect": "Allow",
+                "Action": anywhere,
+                "Resource": "*",
+            },
+            {
+                "Sid": "QueryTheFunctionLogs",
+                "Effect": "Allow",
+                "Action": scoped,
+                "Resource": function_log_group_arns(config, account),
+            },
+        ],
+    }
+
+
+def adoption_reader_trust(
+    config: DeployConfig, account: str = ACCOUNT_PLACEHOLDER
+) -> dict[str, Any]:
+    """Only workflows of the stack's repository triggered by its pull requests."""
+    repository = config.github_repository or "OWNER/REPO"
+    return github_trust(account, f"repo:{repository}:pull_request")
+
+
 def documents(config: DeployConfig) -> dict[str, dict[str, Any]]:
     """The committed files of one stack, by file name."""
-    return {
+    found = {
         "deploy-role.policy.json": deploy_role_policy(config),
         "deploy-role.trust.json": deploy_role_trust(config),
     }
+    if config.github_repository:
+        found["adoption-reader.policy.json"] = adoption_reader_policy(config)
+        found["adoption-reader.trust.json"] = adoption_reader_trust(config)
+    return found
 
 
 def load_stack_file(path: Path) -> DeployConfig:

@@ -30,6 +30,7 @@ from keyops.build.keyring import build_keyring
 from keyops.build.stacks import load_stack
 from keyops.core.errors import KeyopsError
 from keyops.deploy import asset as assets
+from keyops.deploy import iam
 from keyops.deploy.alarms import AlarmTopic
 from keyops.deploy.config import GLOBAL_REGION, KNOWN_KEYS, NAMESPACE, DeployConfig, parse
 from keyops.deploy.frontdoor import GlobalFrontDoor, shared_validation_record
@@ -168,7 +169,15 @@ def run(
         provider=global_,
         alarm_topic=topics[GLOBAL_REGION],
     )
+    outputs: dict[str, Any] = {}
+    if cfg.github_repository:
+        reader = iam.adoption_reader_role(
+            "adoption-reader", cfg, caller.account_id, pulumi.ResourceOptions(provider=global_)
+        )
+        outputs["adoptionReaderRoleArn"] = reader.arn
     return {
+        **outputs,
+        "dashboards": {region: e.dashboard.dashboard_name for region, e in endpoints.items()},
         "globalUrl": front.url,
         "regionalUrls": {region: e.url for region, e in endpoints.items()},
         "jwks": bundle.jwks(),

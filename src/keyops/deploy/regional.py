@@ -5,7 +5,8 @@ read path touches no data store, so a region serves as long as Lambda and API Ga
 there), an HTTP API with a throttled ``$default`` stage and JSON access logs that never record
 the ``Authorization`` header, two custom domains with TLS 1.2 (``<region>.<domain>`` for health
 checks and operators, ``<domain>`` for latency routing), an ACM certificate validated by DNS, and
-CloudWatch alarms on 5xx, p99 latency and throttles published to the region's alarm topic.
+CloudWatch alarms on 5xx, p99 latency and throttles published to the region's alarm topic, and
+the region's dashboard and saved distinct-installs query (``observability``).
 
 Built in two steps: the constructor declares everything up to the certificate; :meth:`serve`
 then validates it and attaches the domains. In between, the program declares the one DNS
@@ -23,7 +24,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from keyops.deploy import iam
+from keyops.deploy import iam, observability
 from keyops.deploy.alarms import AlarmTopic
 from keyops.deploy.asset import HANDLER, RUNTIME
 from keyops.deploy.config import DeployConfig
@@ -102,7 +103,7 @@ class RegionalEndpoint(pulumi.ComponentResource):
         # -- function -------------------------------------------------------------------
         fn_logs = aws.cloudwatch.LogGroup(
             f"{name}-fn-logs",
-            name=f"/aws/lambda/keyops-{stack}-endpoint",
+            name=config.function_log_group,
             retention_in_days=config.log_retention_days,
             tags=tags,
             opts=o,
@@ -118,7 +119,7 @@ class RegionalEndpoint(pulumi.ComponentResource):
         lam = config.lambda_
         self.function = aws.lambda_.Function(
             f"{name}-fn",
-            name=f"keyops-{stack}-endpoint",
+            name=config.function_name,
             description=f"keyops {stack} key-serving endpoint ({region})",
             runtime=RUNTIME,
             handler=HANDLER,
@@ -196,6 +197,18 @@ class RegionalEndpoint(pulumi.ComponentResource):
             default_route_settings=route_settings,
             access_log_settings={"destination_arn": api_logs.arn, "format": ACCESS_LOG_FORMAT},
             tags=tags,
+            opts=o,
+        )
+
+        # -- what operators and the retirement gate read --------------------------------
+        self.fn_logs = fn_logs
+        self.dashboard = observability.declare(
+            name,
+            config=config,
+            region=region,
+            api_id=self.api.id,
+            function_name=self.function.name,
+            log_group=fn_logs,
             opts=o,
         )
 

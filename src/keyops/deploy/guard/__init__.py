@@ -7,7 +7,7 @@ plan offline, call :func:`evaluate` on recorded resources: it drives each policy
 
 The rules live by subject: ``resources`` (single resources, inputs), ``stack`` (regions, roles,
 logs, endpoint alarms), ``secrets`` (the keyring), ``alarms`` (topics and health checks),
-``dns`` (records); ``model`` holds what they share.
+``dns`` (records), ``adoption`` (the adoption-reader role); ``model`` holds what they share.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
+from keyops.deploy.guard.adoption import adoption_reader_least_privilege
 from keyops.deploy.guard.alarms import (
     alarm_topics_encrypted,
     alarms_reach_someone,
@@ -134,6 +135,12 @@ POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
         "keyops-records-owned-once",
         "Each Route 53 record is declared once and never overwrites another.",
         records_owned_once,
+    ),
+    _stack_policy(
+        "keyops-adoption-reader-least-privilege",
+        "The adoption-reader role reads metrics and queries the function logs, nothing else, "
+        "and only GitHub's OIDC tokens of one subject assume it.",
+        adoption_reader_least_privilege,
     ),
     ResourceValidationPolicy(
         name="keyops-no-public-s3",
