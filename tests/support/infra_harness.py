@@ -3,7 +3,7 @@
 Used by tests/test_infra*.py in a fresh subprocess per stack: the Pulumi runtime keeps
 process-wide state (settings, root stack, config), so one process runs one program.
 
-    python tests/infra_harness.py STACK_FILE STACK OUT.json [--broken]
+    python tests/support/infra_harness.py STACK_FILE STACK OUT.json [--broken]
 
 The stack's settings reach the program the way the Pulumi CLI passes them, through the
 ``PULUMI_CONFIG`` environment variable (structured values as JSON text). ``--broken`` runs the

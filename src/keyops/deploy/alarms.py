@@ -19,6 +19,7 @@ import pulumi
 import pulumi_aws as aws
 
 from keyops.deploy.config import DeployConfig
+from keyops.deploy.iam import account_administers
 
 CLOUDWATCH_SERVICE = "cloudwatch.amazonaws.com"
 #: What a publisher to an encrypted topic needs on its key.
@@ -28,14 +29,7 @@ PUBLISH_KEY_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey*")
 def topic_key_policy(account_id: str) -> str:
     """The account administers the key; CloudWatch alarms of this account may publish with it."""
     statements: list[dict[str, Any]] = [
-        {
-            # Without this statement nobody, not even the account, could manage the key.
-            "Sid": "AccountAdministers",
-            "Effect": "Allow",
-            "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
-            "Action": "kms:*",
-            "Resource": "*",
-        },
+        account_administers(account_id),
         {
             "Sid": "CloudWatchAlarmsPublish",
             "Effect": "Allow",

@@ -58,6 +58,20 @@ def wildcards(document: Any) -> list[str]:
     return found
 
 
+def account_administers(account_id: str) -> dict[str, Any]:
+    """The key-policy statement that lets the account (through IAM) manage a KMS key.
+
+    Without it nobody, not even the account, could manage the key.
+    """
+    return {
+        "Sid": "AccountAdministers",
+        "Effect": "Allow",
+        "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
+        "Action": "kms:*",
+        "Resource": "*",
+    }
+
+
 def assume_role_policy(service: str = LAMBDA_SERVICE) -> str:
     return json.dumps(
         {

@@ -34,6 +34,7 @@ import pulumi
 import pulumi_aws as aws
 
 from keyops.deploy.config import DeployConfig
+from keyops.deploy.iam import account_administers
 
 KEY_ROTATION_DAYS = 365
 
@@ -42,16 +43,7 @@ def key_policy(
     account_id: str, readers: Sequence[str], denied: Sequence[str], regions: Sequence[str]
 ) -> str:
     """Key policy: the account administers it; readers decrypt only through Secrets Manager."""
-    statements: list[dict[str, Any]] = [
-        {
-            # Without this statement nobody, not even the account, could manage the key.
-            "Sid": "AccountAdministers",
-            "Effect": "Allow",
-            "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
-            "Action": "kms:*",
-            "Resource": "*",
-        }
-    ]
+    statements: list[dict[str, Any]] = [account_administers(account_id)]
     if readers:
         statements.append(
             {
