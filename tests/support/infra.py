@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import datetime as dt
 import json
 import re
@@ -109,6 +110,13 @@ class Run:
     def of(self, type_: str) -> list[dict[str, Any]]:
         return [r for r in self.resources if r["type"] == type_]
 
+    def children(self, component: str) -> list[dict[str, Any]]:
+        """The resources declared inside the component resource named ``component``."""
+        return [r for r in self.resources if (r.get("parent") or "").endswith(f"::{component}")]
+
+    def by_urn(self) -> dict[str, dict[str, Any]]:
+        return {r["urn"]: r for r in self.resources}
+
     def one(self, type_: str, region: str | None = None) -> dict[str, Any]:
         found = [r for r in self.of(type_) if region is None or r["region"] == region]
         assert len(found) == 1, (type_, region, len(found))
@@ -120,10 +128,11 @@ class Run:
             Recorded(
                 r["type"],
                 r["name"],
-                f"urn:{r['type']}::{r['name']}",
+                r["urn"],
                 r["inputs"],
                 r["state"],
                 providers.get(r["provider"]) if r["provider"] else None,
+                protect=r["protect"],
             )
             for r in self.resources
             if r["custom"] and not r["type"].startswith("pulumi:")
@@ -147,6 +156,31 @@ def run_program(
     raw = out.read_text()
     data = json.loads(raw)
     return Run(data["error"], data["resources"], data["outputs"], raw)
+
+
+def altered(
+    records: list[Recorded], name: str, *, drop: bool = False, **props: Any
+) -> list[Recorded]:
+    """``records`` with the resource ``name`` changed in inputs and outputs alike (or dropped).
+
+    ``protect=``/``provider=`` change those options; any other keyword is a property.
+    """
+    assert any(r.name == name for r in records), name
+    out = []
+    for r in records:
+        if r.name != name:
+            out.append(r)
+        elif not drop:
+            options = {k: props.pop(k) for k in ("protect", "provider") if k in props}
+            out.append(
+                dataclasses.replace(
+                    r,
+                    inputs={**r.inputs, **props},
+                    outputs={**r.outputs, **props},
+                    **options,
+                )
+            )
+    return out
 
 
 def expand(data: bytes, depth: int = 3) -> Iterator[bytes]:

@@ -3,7 +3,7 @@
 Used by tests/test_infra*.py in a fresh subprocess per stack: the Pulumi runtime keeps
 process-wide state (settings, root stack, config), so one process runs one program.
 
-    python tests/infra_harness.py STACK_FILE STACK OUT.json [--broken]
+    python tests/support/infra_harness.py STACK_FILE STACK OUT.json [--broken]
 
 The stack's settings reach the program the way the Pulumi CLI passes them, through the
 ``PULUMI_CONFIG`` environment variable (structured values as JSON text). ``--broken`` runs the
@@ -31,6 +31,9 @@ import yaml
 
 PROJECT = Path(__file__).resolve().parents[2]
 ACCOUNT = "123456789012"
+ROOT = "pulumi:pulumi:Stack"
+#: The role whose session runs the mocked deployment.
+DEPLOYER = "keyops-deployer"
 
 
 def pulumi_config(stack_file: Path) -> dict[str, str]:
@@ -77,7 +80,6 @@ class RecordingMocks:
     def __init__(self) -> None:
         self.resources: list[dict[str, Any]] = []
         self.provider_regions: dict[str, str] = {}
-        self.counter = 0
 
     # Unwrap Pulumi's secret markers, remembering where they were.
     def _unwrap(self, value: Any, path: str, secrets: list[str]) -> Any:
@@ -98,7 +100,6 @@ class RecordingMocks:
         secrets: list[str] = []
         inputs = self._unwrap(dict(args.inputs), "", secrets)
         recorded = _redact(inputs, secrets)
-        self.counter += 1
         rid = f"{args.name}-id"
         provider_id = (args.provider or "").rsplit("::", 1)[-1]
         region = inputs.get("region") or self.provider_regions.get(provider_id, "")
@@ -107,9 +108,28 @@ class RecordingMocks:
             region = inputs.get("region", "")
         state = dict(inputs)
         service = args.typ.split(":")[1].split("/")[0] if ":" in args.typ else "x"
-        state.setdefault("name", f"{args.name}-{self.counter:04d}")
+        # Derived from the logical name only, never from the order of creation: runs of two
+        # configurations are compared resource by resource (tests/test_infra_dr.py).
+        state.setdefault("name", f"{args.name}-physical")
         state["arn"] = f"arn:aws:{service}:{region}:{ACCOUNT}:{args.name}"
         typ = args.typ
+        # ARNs in AWS's own shapes where a rule or a test reads them.
+        arns = {
+            "aws:route53/healthCheck:HealthCheck": f"arn:aws:route53:::healthcheck/{rid}",
+            "aws:sns/topic:Topic": f"arn:aws:sns:{region}:{ACCOUNT}:{state['name']}",
+            "aws:secretsmanager/secret:Secret": (
+                f"arn:aws:secretsmanager:{region}:{ACCOUNT}:secret:{state['name']}-AbCdEf"
+            ),
+            "aws:kms/key:Key": f"arn:aws:kms:{region}:{ACCOUNT}:key/{rid}",
+            "aws:kms/replicaKey:ReplicaKey": f"arn:aws:kms:{region}:{ACCOUNT}:key/{rid}",
+            "aws:cloudwatch/metricAlarm:MetricAlarm": (
+                f"arn:aws:cloudwatch:{region}:{ACCOUNT}:alarm:{state['name']}"
+            ),
+        }
+        if typ in arns:
+            state["arn"] = arns[typ]
+        if typ == "aws:sns/topicSubscription:TopicSubscription":
+            state["arn"] = f"{state['topic']}:{rid}"
         if typ == "aws:iam/role:Role":
             rid = state["name"]  # an IAM role's id is its name
             state["arn"] = f"arn:aws:iam::{ACCOUNT}:role/{state['name']}"
@@ -123,7 +143,7 @@ class RecordingMocks:
             state["apiEndpoint"] = f"https://{rid}.execute-api.{region}.amazonaws.com"
         if typ == "aws:apigatewayv2/domainName:DomainName":
             config = dict(state["domainNameConfiguration"])
-            config["targetDomainName"] = f"d-{self.counter}.execute-api.{region}.amazonaws.com"
+            config["targetDomainName"] = f"d-{rid}.execute-api.{region}.amazonaws.com"
             config["hostedZoneId"] = f"ZAPIGW{region.upper().replace('-', '')}"
             state["domainNameConfiguration"] = config
         if typ == "aws:acm/certificate:Certificate":
@@ -160,9 +180,19 @@ class RecordingMocks:
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
             return {
                 "accountId": ACCOUNT,
-                "arn": f"arn:aws:iam::{ACCOUNT}:user/ci",
-                "userId": "AIDAEXAMPLE",
+                "arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/{DEPLOYER}/ci",
+                "userId": "AROAEXAMPLE:ci",
                 "id": ACCOUNT,
+            }, []
+        if args.token == "aws:iam/getSessionContext:getSessionContext":
+            assert args.args["arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/{DEPLOYER}/ci"
+            return {
+                "arn": args.args["arn"],
+                "issuerArn": f"arn:aws:iam::{ACCOUNT}:role/{DEPLOYER}",
+                "issuerId": "AROAEXAMPLE",
+                "issuerName": DEPLOYER,
+                "sessionName": "ci",
+                "id": args.args["arn"],
             }, []
         raise AssertionError(f"unexpected invoke {args.token}")
 
@@ -209,8 +239,15 @@ def main() -> None:
 
         def RegisterResource(self, request: Any) -> Any:
             links[(request.type, request.name)] = {
-                "urn": self.make_urn(request.parent, request.type, request.name),
+                # As the engine writes them: the root stack's type is no part of its children's
+                # URNs (the runbook in docs/deploy.md quotes real URNs).
+                "urn": self.make_urn(request.parent, request.type, request.name).replace(
+                    f"::{ROOT}$", "::"
+                ),
+                "parent": request.parent or None,
                 "dependencies": sorted(request.dependencies),
+                "protect": bool(request.protect),
+                "retainOnDelete": bool(request.retainOnDelete),
             }
             return super().RegisterResource(request)
 

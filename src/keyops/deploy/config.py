@@ -47,8 +47,16 @@ REGION_RE = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
 DOMAIN_RE = re.compile(r"^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 ZONE_ID_RE = re.compile(r"^Z[A-Z0-9]{1,32}$")
 ROLE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$")
+TOPIC_ARN_RE = re.compile(
+    r"^arn:aws[a-z-]*:sns:([a-z]{2}(?:-gov)?-[a-z]+-\d):\d{12}:[A-Za-z0-9_-]{1,256}$"
+)
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+REPOSITORY_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 STACK_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
 HEALTH_INTERVALS = (10, 30)
+#: Route 53 publishes its health-check metrics only here, and IAM and Route 53 are global
+#: services whose calls go here: the program's "global" provider is pinned to this region.
+GLOBAL_REGION = "us-east-1"
 
 KNOWN_KEYS = frozenset(
     {
@@ -65,6 +73,11 @@ KNOWN_KEYS = frozenset(
         "healthCheck",
         "serverReaderRoleArns",
         "functionPolicyStatements",
+        "keyring",
+        "alarmEmails",
+        "alarmTopicArns",
+        "deployRoleArns",
+        "githubRepository",
     }
 )
 
@@ -79,7 +92,9 @@ class Throttle:
 class LambdaSettings:
     memory_mb: int
     architecture: str
-    reserved_concurrency: int
+    #: ``None``: no reservation, the function shares the region's unreserved pool. A reservation
+    #: must leave the account's unreserved concurrency at 100 or more (docs/deploy.md).
+    reserved_concurrency: int | None
     timeout_seconds: int
 
 
@@ -99,8 +114,23 @@ class HealthCheck:
 
 
 @dataclass(frozen=True)
+class Keyring:
+    """Where the auth keyring lives, independent of the order of ``regions``.
+
+    ``region`` holds the secret's primary, ``key_region`` the multi-region KMS key's primary
+    (they differ after a disaster recovery: a KMS primary cannot move while its region is
+    down). ``paused_regions`` get no replica of the secret, e.g. a region that is down and
+    still holds the old primary secret (docs/deploy.md, Disaster recovery).
+    """
+
+    region: str
+    key_region: str
+    paused_regions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class DeployConfig:
-    """Everything the program needs about one stack. ``regions[0]`` is the primary region."""
+    """Everything the program needs about one stack."""
 
     stack: str
     production: bool
@@ -119,10 +149,53 @@ class DeployConfig:
     #: Extra statements for the endpoint functions' role (e.g. a tracing extension). The
     #: CrossGuard pack still forbids wildcards in them.
     function_policy_statements: tuple[dict[str, Any], ...] = field(default=())
+    #: ``None`` only when built by hand; :func:`parse` requires ``keyops:keyring``.
+    keyring: Keyring | None = None
+    alarm_emails: tuple[str, ...] = ()
+    alarm_topic_arns: tuple[str, ...] = ()
+    #: Roles that run ``pulumi up`` for this stack (CI's deploy role): they, and whoever runs
+    #: the deployment, are the only principals besides the readers that may read the keyring.
+    deploy_role_arns: tuple[str, ...] = ()
+    #: ``OWNER/REPO`` whose workflows assume the adoption-reader role (and the deploy role).
+    github_repository: str | None = None
 
     @property
-    def primary_region(self) -> str:
-        return self.regions[0]
+    def keyring_settings(self) -> Keyring:
+        return self.keyring or Keyring(self.regions[0], self.regions[0])
+
+    @property
+    def keyring_replica_regions(self) -> tuple[str, ...]:
+        """Regions that get a replica of the keyring secret."""
+        k = self.keyring_settings
+        return tuple(r for r in self.regions if r != k.region and r not in k.paused_regions)
+
+    @property
+    def replica_key_regions(self) -> tuple[str, ...]:
+        """Regions that get a replica of the keyring's multi-region KMS key."""
+        return tuple(r for r in self.regions if r != self.keyring_settings.key_region)
+
+    @property
+    def alarm_regions(self) -> tuple[str, ...]:
+        """Every region with alarms: the serving regions, and us-east-1 for the health checks."""
+        return self.regions + (() if GLOBAL_REGION in self.regions else (GLOBAL_REGION,))
+
+    def alarm_topic_arns_in(self, region: str) -> tuple[str, ...]:
+        """The extra topics (``keyops:alarmTopicArns``) alarms in ``region`` can publish to."""
+        return tuple(a for a in self.alarm_topic_arns if topic_region(a) == region)
+
+    @property
+    def adoption_reader_role_name(self) -> str:
+        return f"keyops-{self.stack}-adoption-reader"
+
+    @property
+    def function_name(self) -> str:
+        """The endpoint function's name, the same in every region."""
+        return f"keyops-{self.stack}-endpoint"
+
+    @property
+    def function_log_group(self) -> str:
+        """Where the function logs, including its EMF lines (the adoption evidence)."""
+        return f"/aws/lambda/{self.function_name}"
 
     def endpoint_role_name(self, region: str) -> str:
         """The function role's fixed name, so the keyring can deny it before it exists."""
@@ -212,6 +285,19 @@ class _Reader:
             return default
         return value
 
+    def string_list(self, key: str, pattern: re.Pattern[str], hint: str) -> tuple[str, ...]:
+        value = self.value(key, required=False)
+        if value is None:
+            return ()
+        if not isinstance(value, list) or not all(
+            isinstance(x, str) and pattern.fullmatch(x) for x in value
+        ):
+            self.fail(key, f"must be {hint}, got {value!r}")
+            return ()
+        if len(set(value)) != len(value):
+            self.fail(key, "lists a value twice")
+        return tuple(value)
+
     def unknown(self, allowed: frozenset[str], key: str, data: Mapping[str, Any]) -> None:
         for extra in sorted(set(data) - allowed):
             self.fail(f"{key}.{extra}", "is not a known setting (check the spelling)")
@@ -254,8 +340,10 @@ def parse(raw: Mapping[str, Any], stack: str, *, source: str = "") -> DeployConf
     lambda_ = LambdaSettings(
         memory_mb=r.integer("lambda.memoryMb", lam.get("memoryMb"), 128, 10_240),
         architecture=str(arch),
-        reserved_concurrency=r.integer(
-            "lambda.reservedConcurrency", lam.get("reservedConcurrency"), 1, 10_000
+        reserved_concurrency=(
+            None
+            if lam.get("reservedConcurrency") is None
+            else r.integer("lambda.reservedConcurrency", lam.get("reservedConcurrency"), 1, 10_000)
         ),
         timeout_seconds=r.integer("lambda.timeoutSeconds", lam.get("timeoutSeconds", 10), 1, 30),
     )
@@ -302,15 +390,11 @@ def parse(raw: Mapping[str, Any], stack: str, *, source: str = "") -> DeployConf
         ),
     )
 
-    readers = r.value("serverReaderRoleArns", required=False) or []
-    if not isinstance(readers, list) or not all(
-        isinstance(x, str) and ROLE_ARN_RE.fullmatch(x) for x in readers
-    ):
-        r.fail(
-            "serverReaderRoleArns",
-            "must be a list of IAM role ARNs (arn:aws:iam::<account>:role/<name>)",
-        )
-        readers = []
+    readers = r.string_list(
+        "serverReaderRoleArns",
+        ROLE_ARN_RE,
+        "a list of IAM role ARNs (arn:aws:iam::<account>:role/<name>)",
+    )
     statements = r.value("functionPolicyStatements", required=False) or []
     if not isinstance(statements, list) or not all(_statement_ok(s) for s in statements):
         r.fail(
@@ -318,6 +402,34 @@ def parse(raw: Mapping[str, Any], stack: str, *, source: str = "") -> DeployConf
             "must be a list of IAM statements with Effect, Action and Resource",
         )
         statements = []
+
+    keyring = _keyring(r, regions)
+    emails = r.string_list("alarmEmails", EMAIL_RE, "a list of e-mail addresses")
+    topics = r.string_list(
+        "alarmTopicArns",
+        TOPIC_ARN_RE,
+        "a list of SNS topic ARNs (arn:aws:sns:<region>:<account>:<name>)",
+    )
+    alarm_regions = regions + (() if GLOBAL_REGION in regions else (GLOBAL_REGION,))
+    for arn in topics:
+        if topic_region(arn) not in alarm_regions:
+            r.fail(
+                "alarmTopicArns",
+                f"names {arn}, in a region with no alarms of this stack "
+                f"(alarms live in {', '.join(alarm_regions)}; CloudWatch publishes only to "
+                "topics in the alarm's own region)",
+            )
+    uncovered = [x for x in alarm_regions if not any(topic_region(a) == x for a in topics)]
+    if production and regions and not emails and uncovered:
+        r.fail(
+            "alarmEmails",
+            "is missing: a production stack's alarms must reach someone. List on-call "
+            "addresses in keyops:alarmEmails, or existing topics in keyops:alarmTopicArns "
+            f"(one per alarm region; none in {', '.join(uncovered)})",
+        )
+    repository = r.string(
+        "githubRepository", REPOSITORY_RE, "OWNER/REPO of the GitHub repository", required=False
+    )
 
     config = DeployConfig(
         stack=stack,
@@ -334,6 +446,15 @@ def parse(raw: Mapping[str, Any], stack: str, *, source: str = "") -> DeployConf
         health_check=health,
         server_reader_role_arns=tuple(readers),
         function_policy_statements=tuple(statements),
+        keyring=keyring,
+        alarm_emails=emails,
+        alarm_topic_arns=topics,
+        deploy_role_arns=r.string_list(
+            "deployRoleArns",
+            ROLE_ARN_RE,
+            "a list of IAM role ARNs (arn:aws:iam::<account>:role/<name>)",
+        ),
+        github_repository=repository or None,
     )
     if r.problems:
         raise DeployConfigError(
@@ -362,6 +483,36 @@ def _regions(r: _Reader, production: bool) -> tuple[str, ...]:
             " (a single region is a single point of failure)",
         )
     return tuple(str(x) for x in value)
+
+
+def _keyring(r: _Reader, regions: tuple[str, ...]) -> Keyring | None:
+    k = r.obj("keyring")
+    if not k and not isinstance(r.value("keyring", required=False), dict):
+        return None  # missing or not a mapping: already reported
+    r.unknown(frozenset({"region", "keyRegion", "pausedRegions"}), "keyring", k)
+    region = k.get("region")
+    key_region = k.get("keyRegion", region)
+    paused = k.get("pausedRegions", [])
+    hint = f"one of keyops:regions ({', '.join(regions)})"
+    if region is None:
+        r.fail("keyring.region", f"is missing: name the keyring secret's primary region, {hint}")
+    for key, value in (("keyring.region", region), ("keyring.keyRegion", key_region)):
+        if value is not None and value not in regions:
+            r.fail(key, f"must be {hint}, got {value!r}")
+    if not isinstance(paused, list) or not all(x in regions for x in paused):
+        r.fail(
+            "keyring.pausedRegions", f"must be a list of regions of keyops:regions, got {paused!r}"
+        )
+        paused = []
+    if region in paused:
+        r.fail("keyring.pausedRegions", f"cannot pause the keyring's own region {region}")
+    return Keyring(str(region), str(key_region), tuple(paused))
+
+
+def topic_region(arn: str) -> str:
+    """The region of an SNS topic ARN (its fourth field)."""
+    parts = arn.split(":")
+    return parts[3] if len(parts) > 3 else ""
 
 
 def _statement_ok(statement: Any) -> bool:

@@ -16,6 +16,9 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from keyops.deploy.config import DeployConfig
+from keyops.deploy.permissions import adoption_reader_policy, adoption_reader_trust
+
 LAMBDA_SERVICE = "lambda.amazonaws.com"
 #: The one scoped wildcard: the streams of one named log group.
 LOG_STREAMS_RE = re.compile(
@@ -53,6 +56,20 @@ def wildcards(document: Any) -> list[str]:
             if ("*" in resource or "?" in resource) and not LOG_STREAMS_RE.fullmatch(resource):
                 found.append(f"resource {resource!r}")
     return found
+
+
+def account_administers(account_id: str) -> dict[str, Any]:
+    """The key-policy statement that lets the account (through IAM) manage a KMS key.
+
+    Without it nobody, not even the account, could manage the key.
+    """
+    return {
+        "Sid": "AccountAdministers",
+        "Effect": "Allow",
+        "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
+        "Action": "kms:*",
+        "Resource": "*",
+    }
 
 
 def assume_role_policy(service: str = LAMBDA_SERVICE) -> str:
@@ -117,6 +134,36 @@ def endpoint_role(
         f"{name}-logs",
         role=role.id,
         policy=log_group.arn.apply(lambda arn: log_writer_policy(arn, extra_statements)),
+        opts=opts,
+    )
+    return role
+
+
+def adoption_reader_role(
+    name: str, config: DeployConfig, account_id: pulumi.Output[str], opts: pulumi.ResourceOptions
+) -> aws.iam.Role:
+    """The role CI assumes (GitHub OIDC, pull requests only) to fetch adoption evidence.
+
+    Its one inline policy is :func:`keyops.deploy.permissions.adoption_reader_policy`, the same
+    document that is committed in ``deploy/iam/<stack>/``; CrossGuard refuses anything more.
+    """
+    role = aws.iam.Role(
+        name,
+        name=config.adoption_reader_role_name,
+        assume_role_policy=account_id.apply(
+            lambda account: json.dumps(adoption_reader_trust(config, account))
+        ),
+        description="keyops: reads the Served metrics and queries the endpoint's logs",
+        max_session_duration=3600,
+        tags={"keyops:stack": config.stack, "keyops:role": "adoption-reader"},
+        opts=opts,
+    )
+    aws.iam.RolePolicy(
+        f"{name}-read",
+        role=role.id,
+        policy=account_id.apply(
+            lambda account: json.dumps(adoption_reader_policy(config, account))
+        ),
         opts=opts,
     )
     return role

@@ -30,8 +30,10 @@ from keyops.build.keyring import build_keyring
 from keyops.build.stacks import load_stack
 from keyops.core.errors import KeyopsError
 from keyops.deploy import asset as assets
-from keyops.deploy.config import KNOWN_KEYS, NAMESPACE, DeployConfig, parse
-from keyops.deploy.frontdoor import GlobalFrontDoor
+from keyops.deploy import iam
+from keyops.deploy.alarms import AlarmTopic
+from keyops.deploy.config import GLOBAL_REGION, KNOWN_KEYS, NAMESPACE, DeployConfig, parse
+from keyops.deploy.frontdoor import GlobalFrontDoor, shared_validation_record
 from keyops.deploy.keyring import AuthKeyring
 from keyops.deploy.regional import RegionalEndpoint
 from keyops.protocol.bundle import Bundle
@@ -104,20 +106,40 @@ def run(
     )
     keyring = sources.build_keyring(root, cfg.credentials_stack)
 
-    providers = {region: aws.Provider(f"aws-{region}", region=region) for region in cfg.regions}
-    primary = providers[cfg.primary_region]
+    # One provider per region, named by its region: a region's resources keep their provider
+    # (and their URNs) whatever the order of keyops:regions. us-east-1 is always there: it is
+    # the "global" provider of Route 53, IAM and the health-check alarms.
+    providers = {
+        region: aws.Provider(f"aws-{region}", region=region) for region in cfg.alarm_regions
+    }
+    global_ = providers[GLOBAL_REGION]
     code = pulumi.FileArchive(str(built.path))
     # The handler finds the bundle at $LAMBDA_TASK_ROOT/bundle; the pin makes it refuse a
     # bundle signed by any key but this stack's (public keys only: no secret in the environment).
     environment = {PINNED_JWKS_ENV: json.dumps(bundle.jwks(), sort_keys=True)}
-    caller = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(provider=primary))
+    invoke = pulumi.InvokeOutputOptions(provider=global_)
+    caller = aws.get_caller_identity_output(opts=invoke)
+    # The IAM identity behind the deployment's session (a role's ARN, not the session's): it
+    # writes the keyring, so the keyring's deny-everyone-else policy must leave it out.
+    deployer = aws.iam.get_session_context_output(arn=caller.arn, opts=invoke).issuer_arn
     auth = AuthKeyring(
         "auth-keyring",
         config=cfg,
         providers=providers,
         keyring_json=json.dumps(keyring, sort_keys=True),
         account_id=caller.account_id,
+        deployer_arn=deployer,
     )
+    topics = {
+        region: AlarmTopic(
+            f"alarms-{region}",
+            config=cfg,
+            region=region,
+            provider=providers[region],
+            account_id=caller.account_id,
+        )
+        for region in cfg.alarm_regions
+    }
     endpoints = {
         region: RegionalEndpoint(
             f"endpoint-{region}",
@@ -126,19 +148,43 @@ def run(
             provider=providers[region],
             code=code,
             environment=environment,
+            alarm_topic=topics[region],
             # Auth servers must be able to sign for a key before any app is served it.
             after=[auth.version],
         )
         for region in cfg.regions
     }
-    front = GlobalFrontDoor("frontdoor", config=cfg, endpoints=endpoints, provider=primary)
+    shared = shared_validation_record(
+        "cert-validation-global",
+        config=cfg,
+        certificates=[e.certificate for e in endpoints.values()],
+        provider=global_,
+    )
+    for endpoint in endpoints.values():
+        endpoint.serve(shared.fqdn)
+    front = GlobalFrontDoor(
+        "frontdoor",
+        config=cfg,
+        endpoints=endpoints,
+        provider=global_,
+        alarm_topic=topics[GLOBAL_REGION],
+    )
+    outputs: dict[str, Any] = {}
+    if cfg.github_repository:
+        reader = iam.adoption_reader_role(
+            "adoption-reader", cfg, caller.account_id, pulumi.ResourceOptions(provider=global_)
+        )
+        outputs["adoptionReaderRoleArn"] = reader.arn
     return {
+        **outputs,
+        "dashboards": {region: e.dashboard.dashboard_name for region, e in endpoints.items()},
         "globalUrl": front.url,
         "regionalUrls": {region: e.url for region, e in endpoints.items()},
         "jwks": bundle.jwks(),
         "bundleVersion": bundle.bundle_version,
         "bundleExpires": dt.datetime.fromtimestamp(bundle.exp, dt.UTC).isoformat(),
         "keyringSecretArn": auth.secret_arn,
+        "alarmTopicArns": {region: t.arn for region, t in topics.items()},
         # Derived from secrets, so a secret itself: lets an operator compare what is deployed
         # with a local build (pulumi stack output --show-secrets keyringFingerprint).
         "keyringFingerprint": pulumi.Output.secret(fingerprint(keyring)),

@@ -5,7 +5,13 @@ read path touches no data store, so a region serves as long as Lambda and API Ga
 there), an HTTP API with a throttled ``$default`` stage and JSON access logs that never record
 the ``Authorization`` header, two custom domains with TLS 1.2 (``<region>.<domain>`` for health
 checks and operators, ``<domain>`` for latency routing), an ACM certificate validated by DNS, and
-CloudWatch alarms on 5xx, p99 latency and throttles published to an SNS topic.
+CloudWatch alarms on 5xx, p99 latency and throttles published to the region's alarm topic, and
+the region's dashboard and saved distinct-installs query (``observability``).
+
+Built in two steps: the constructor declares everything up to the certificate; :meth:`serve`
+then validates it and attaches the domains. In between, the program declares the one DNS
+validation record that every region's certificate shares for ``<domain>`` (ACM gives the same
+record for the same name in every region of an account), so no region owns it.
 """
 
 from __future__ import annotations
@@ -18,7 +24,8 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from keyops.deploy import iam
+from keyops.deploy import iam, observability
+from keyops.deploy.alarms import AlarmTopic
 from keyops.deploy.asset import HANDLER, RUNTIME
 from keyops.deploy.config import DeployConfig
 
@@ -52,13 +59,23 @@ ACCESS_LOG_FORMAT = json.dumps(
 )
 
 
-def _option_for(domain: str, options: list[Any]) -> Any:
+#: How each alarm treats a period without data, and why (docs/deploy.md, Alarms). With no
+#: traffic, API Gateway and Lambda publish nothing: that is not an outage, so these stay OK. A
+#: region that is fully down also publishes nothing; the health-check alarm (frontdoor) is the
+#: one that treats missing data as breaching.
+MISSING_DATA = {"5xx": "notBreaching", "p99-latency": "notBreaching", "throttles": "notBreaching"}
+
+
+def option_for(domain: str, options: list[Any]) -> Any:
     """The ACM DNS validation option of one domain of the certificate."""
     return next(x for x in options if x.domain_name == domain)
 
 
 class RegionalEndpoint(pulumi.ComponentResource):
     url: pulumi.Output[str]
+    #: Set by :meth:`serve`: what the global latency record of this region points at.
+    global_target: pulumi.Output[str]
+    global_zone: pulumi.Output[str]
 
     def __init__(
         self,
@@ -69,12 +86,16 @@ class RegionalEndpoint(pulumi.ComponentResource):
         provider: aws.Provider,
         code: pulumi.Archive,
         environment: dict[str, str],
+        alarm_topic: AlarmTopic,
         after: Sequence[pulumi.Resource] = (),
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("keyops:deploy:RegionalEndpoint", name, None, opts)
+        self.name = name
         self.region = region
+        self.config = config
         o = pulumi.ResourceOptions(parent=self, provider=provider)
+        self._opts = o
         stack = config.stack
         tags = {
             "keyops:stack": stack,
@@ -85,7 +106,7 @@ class RegionalEndpoint(pulumi.ComponentResource):
         # -- function -------------------------------------------------------------------
         fn_logs = aws.cloudwatch.LogGroup(
             f"{name}-fn-logs",
-            name=f"/aws/lambda/keyops-{stack}-endpoint",
+            name=config.function_log_group,
             retention_in_days=config.log_retention_days,
             tags=tags,
             opts=o,
@@ -101,7 +122,7 @@ class RegionalEndpoint(pulumi.ComponentResource):
         lam = config.lambda_
         self.function = aws.lambda_.Function(
             f"{name}-fn",
-            name=f"keyops-{stack}-endpoint",
+            name=config.function_name,
             description=f"keyops {stack} key-serving endpoint ({region})",
             runtime=RUNTIME,
             handler=HANDLER,
@@ -110,6 +131,8 @@ class RegionalEndpoint(pulumi.ComponentResource):
             role=self.role.arn,
             memory_size=lam.memory_mb,
             timeout=lam.timeout_seconds,
+            # Optional: a reservation fails on accounts whose regional quota cannot keep 100
+            # unreserved (docs/deploy.md, AWS prerequisites).
             reserved_concurrent_executions=lam.reserved_concurrency,
             environment={"variables": environment},
             logging_config={"log_format": "JSON", "log_group": fn_logs.name},
@@ -183,89 +206,31 @@ class RegionalEndpoint(pulumi.ComponentResource):
             opts=o,
         )
 
-        # -- TLS: certificate, validation, custom domains ----------------------------
-        regional_name = config.regional_domain(region)
-        names = [regional_name, config.domain]
-        cert = aws.acm.Certificate(
+        # -- what operators and the retirement gate read --------------------------------
+        self.fn_logs = fn_logs
+        self.dashboard = observability.declare(
+            name,
+            config=config,
+            region=region,
+            api_id=self.api.id,
+            function_name=self.function.name,
+            log_group=fn_logs,
+            opts=o,
+        )
+
+        # -- TLS certificate (validated in serve()) ------------------------------------
+        self.regional_name = config.regional_domain(region)
+        self.certificate = aws.acm.Certificate(
             f"{name}-cert",
-            domain_name=regional_name,
+            domain_name=self.regional_name,
             subject_alternative_names=[config.domain],
             validation_method="DNS",
             tags=tags,
             opts=o,
         )
-        fqdns = []
-        for index, domain in enumerate(names):
-            option = cert.domain_validation_options.apply(partial(_option_for, domain))
-            record = aws.route53.Record(
-                f"{name}-cert-validation-{index}",
-                zone_id=config.hosted_zone_id,
-                name=option.apply(lambda x: x.resource_record_name),
-                type=option.apply(lambda x: x.resource_record_type),
-                records=[option.apply(lambda x: x.resource_record_value)],
-                ttl=300,
-                # ACM uses the same CNAME for <domain> in every region: each region writes it.
-                allow_overwrite=True,
-                opts=o,
-            )
-            fqdns.append(record.fqdn)
-        validation = aws.acm.CertificateValidation(
-            f"{name}-cert-validation",
-            certificate_arn=cert.arn,
-            validation_record_fqdns=fqdns,
-            opts=o,
-        )
-        domains = {}
-        for role, domain in (("regional", regional_name), ("global", config.domain)):
-            dn = aws.apigatewayv2.DomainName(
-                f"{name}-domain-{role}",
-                domain_name=domain,
-                domain_name_configuration={
-                    "certificate_arn": validation.certificate_arn,
-                    "endpoint_type": "REGIONAL",
-                    "security_policy": TLS_POLICY,
-                },
-                tags=tags,
-                opts=o,
-            )
-            aws.apigatewayv2.ApiMapping(
-                f"{name}-mapping-{role}",
-                api_id=self.api.id,
-                domain_name=dn.id,
-                stage=self.stage.id,
-                opts=o,
-            )
-            domains[role] = dn
-        regional = domains["regional"].domain_name_configuration
-        aws.route53.Record(
-            f"{name}-regional-record",
-            zone_id=config.hosted_zone_id,
-            name=regional_name,
-            type="A",
-            aliases=[
-                {
-                    "name": regional.target_domain_name,
-                    "zone_id": regional.hosted_zone_id,
-                    "evaluate_target_health": True,
-                }
-            ],
-            opts=o,
-        )
-        target = domains["global"].domain_name_configuration
-        #: What the global latency record of this region points at.
-        self.global_target = target.target_domain_name
-        self.global_zone = target.hosted_zone_id
-        self.url = pulumi.Output.from_input(f"https://{regional_name}")
+        self.url = pulumi.Output.from_input(f"https://{self.regional_name}")
 
         # -- alarms ---------------------------------------------------------------------
-        topic = aws.sns.Topic(
-            f"{name}-alarms",
-            name=f"keyops-{stack}-alarms",
-            kms_master_key_id="alias/aws/sns",
-            tags=tags,
-            opts=o,
-        )
-        self.alarm_topic = topic
         a = config.alarms
         api_dims = {"ApiId": self.api.id, "Stage": pulumi.Output.from_input(STAGE)}
 
@@ -292,9 +257,9 @@ class RegionalEndpoint(pulumi.ComponentResource):
                 period=a.period_seconds,
                 evaluation_periods=a.evaluation_periods,
                 comparison_operator="GreaterThanThreshold",
-                treat_missing_data="notBreaching",
-                alarm_actions=[topic.arn],
-                ok_actions=[topic.arn],
+                treat_missing_data=MISSING_DATA[kind],
+                alarm_actions=alarm_topic.actions,
+                ok_actions=alarm_topic.actions,
                 tags=tags,
                 opts=o,
             )
@@ -328,6 +293,73 @@ class RegionalEndpoint(pulumi.ComponentResource):
                 statistic="Sum",
             ),
         ]
+
+    def serve(self, shared_validation_fqdn: pulumi.Output[str]) -> None:
+        """Validate the certificate (with the shared record of ``<domain>``), attach the domains."""
+        name, config, o = self.name, self.config, self._opts
+        tags = {
+            "keyops:stack": config.stack,
+            "keyops:region": self.region,
+            "keyops:production": str(config.production).lower(),
+        }
+        option = self.certificate.domain_validation_options.apply(
+            partial(option_for, self.regional_name)
+        )
+        # The record of <region>.<domain> is this region's alone.
+        record = aws.route53.Record(
+            f"{name}-cert-validation-regional",
+            zone_id=config.hosted_zone_id,
+            name=option.apply(lambda x: x.resource_record_name),
+            type=option.apply(lambda x: x.resource_record_type),
+            records=[option.apply(lambda x: x.resource_record_value)],
+            ttl=300,
+            opts=o,
+        )
+        validation = aws.acm.CertificateValidation(
+            f"{name}-cert-validation",
+            certificate_arn=self.certificate.arn,
+            validation_record_fqdns=[record.fqdn, shared_validation_fqdn],
+            opts=o,
+        )
+        domains = {}
+        for role, domain in (("regional", self.regional_name), ("global", config.domain)):
+            dn = aws.apigatewayv2.DomainName(
+                f"{name}-domain-{role}",
+                domain_name=domain,
+                domain_name_configuration={
+                    "certificate_arn": validation.certificate_arn,
+                    "endpoint_type": "REGIONAL",
+                    "security_policy": TLS_POLICY,
+                },
+                tags=tags,
+                opts=o,
+            )
+            aws.apigatewayv2.ApiMapping(
+                f"{name}-mapping-{role}",
+                api_id=self.api.id,
+                domain_name=dn.id,
+                stage=self.stage.id,
+                opts=o,
+            )
+            domains[role] = dn
+        regional = domains["regional"].domain_name_configuration
+        aws.route53.Record(
+            f"{name}-regional-record",
+            zone_id=config.hosted_zone_id,
+            name=self.regional_name,
+            type="A",
+            aliases=[
+                {
+                    "name": regional.target_domain_name,
+                    "zone_id": regional.hosted_zone_id,
+                    "evaluate_target_health": True,
+                }
+            ],
+            opts=o,
+        )
+        target = domains["global"].domain_name_configuration
+        self.global_target = target.target_domain_name
+        self.global_zone = target.hosted_zone_id
         self.register_outputs(
             {"url": self.url, "apiId": self.api.id, "functionName": self.function.name}
         )
