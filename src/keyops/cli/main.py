@@ -108,6 +108,11 @@ COMMANDS: tuple[Command, ...] = (
         "turn endpoint /metrics into {credential_id: percent still held} for keyops check",
     ),
     Command(
+        "verify",
+        "verify",
+        "check each key with a signed read-only call to the Pusher HTTP API: live or rejected",
+    ),
+    Command(
         "smoke",
         "smoke",
         "after a deploy: fetch from every endpoint and compare with the repository",
