@@ -44,3 +44,22 @@ def keyrepo(tmp_path: Path, _template: tuple[Path, str, str]) -> Iterator[KeyRep
     repo.git("init", "--quiet", "--initial-branch=main")
     repo.commit("initial credentials")
     yield repo
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Show what tests measured (``record_property("measured", text)``), also under xdist.
+
+    Speed is never asserted here (the machine is shared); it is shown, so that a person sees it.
+    """
+    lines = [
+        f"{report.nodeid.split('::')[-1]}: {value}"
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        if getattr(report, "when", None) == "call"
+        for name, value in getattr(report, "user_properties", [])
+        if name == "measured"
+    ]
+    if lines:
+        terminalreporter.section("measured")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -13,9 +13,6 @@ and npm are required: without them these tests fail, with the command that insta
 from __future__ import annotations
 
 import base64
-import contextlib
-import fcntl
-import hashlib
 import json
 import re
 import shutil
@@ -32,6 +29,7 @@ from typing import Any
 import pytest
 
 from keyops.endpoint import lambda_handler
+from support import npm
 from support.net import free_port
 from support.repo import PROJECT, clean_env
 from support.serve import Server, wait_healthy
@@ -40,51 +38,30 @@ JS = PROJECT / "clients" / "js"
 FETCH_SCRIPT = PROJECT / "tests" / "e2e" / "js" / "fetch.mjs"
 DEV_KEY = PROJECT / "keys" / "dev-TEST-ONLY.agekey"
 EVENT_TEMPLATE = PROJECT / "tests" / "events" / "credentials.json"
-INSTALL = (
-    "Install Node.js 20 or newer with npm ('apt-get install -y nodejs npm' where the "
-    "distribution's nodejs is 20+; Debian 12's own is 18, too old), then run the tests again "
-    "('make test')."
-)
 BUDGET_BYTES = 15 * 1024
 APP_VERSION = "5.2.0"
 INSTALL_IDS = ("install-0001", "js-interop-install-7")
-SLOW = 600  # seconds for npm on a busy 2-core machine
 
 
 # -- Node and npm ---------------------------------------------------------------------------------
 def tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(
-            f"{name} is not installed: the JS client cannot be tested. {INSTALL}", pytrace=False
-        )
-    return path
+    try:
+        return npm.tool(name)
+    except npm.Missing as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 def node() -> str:
-    path = tool("node")
-    version = subprocess.run([path, "--version"], capture_output=True, text=True, check=False)
-    match = re.match(r"v(\d+)\.", version.stdout.strip())
-    if match is None or int(match.group(1)) < 20:
-        pytest.fail(
-            f"node {version.stdout.strip()} is too old for the JS client. {INSTALL}", pytrace=False
-        )
-    return path
+    try:
+        return npm.node()
+    except npm.Missing as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 def run(
-    args: list[str], *, cwd: Path = JS, timeout: float = SLOW, **kw: Any
+    args: list[str], *, cwd: Path = JS, timeout: float = npm.SLOW, **kw: Any
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        args,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        stdin=subprocess.DEVNULL,
-        **kw,
-    )
+    return npm.run(args, cwd=cwd, timeout=timeout, **kw)
 
 
 def must(proc: subprocess.CompletedProcess[str], what: str) -> subprocess.CompletedProcess[str]:
@@ -96,35 +73,8 @@ def must(proc: subprocess.CompletedProcess[str], what: str) -> subprocess.Comple
     return proc
 
 
-@contextlib.contextmanager
-def npm_lock() -> Iterator[None]:
-    """One npm at a time in clients/js, across pytest-xdist workers."""
-    with (JS / ".keyops-npm.lock").open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def digest(*paths: Path) -> str:
-    h = hashlib.sha256()
-    for path in paths:
-        h.update(path.relative_to(JS).as_posix().encode() + b"\0" + path.read_bytes())
-    return h.hexdigest()
-
-
 def ensure_installed() -> None:
-    """``npm ci`` from the committed lockfile, unless node_modules already matches it."""
-    node()
-    npm = tool("npm")
-    stamp = JS / "node_modules" / ".keyops-lockfile-sha256"
-    want = digest(JS / "package-lock.json", JS / "package.json")
-    with npm_lock():
-        if stamp.exists() and stamp.read_text() == want:
-            return
-        must(run([npm, "ci", "--no-audit", "--no-fund"]), "npm ci")
-        stamp.write_text(want)
+    npm.ensure_installed(JS)
 
 
 def ensure_built() -> str:
@@ -137,8 +87,8 @@ def ensure_built() -> str:
         JS / "tsconfig.json",
     ]
     stamp = JS / "dist" / ".keyops-build-stamp"
-    want = digest(*sources)
-    with npm_lock():
+    want = npm.digest(JS, *sources)
+    with npm.npm_lock(JS):
         if stamp.exists() and json.loads(stamp.read_text())["sources"] == want:
             output: str = json.loads(stamp.read_text())["output"]
             return output
