@@ -1,6 +1,7 @@
 # keyops: two commands for a new user.
 #   make demo   set up .venv, then show the whole workflow on the embedded dev stack
 #   make test   set up .venv, then run the whole test suite
+#   make e2e    only the end-to-end tests against real peers (soketi, pusher-js, the JS client)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -9,7 +10,7 @@ STACK  ?= dev
 # The dev stack's committed TEST-ONLY identity; the demo and tests use it, nothing else should.
 DEV_KEY := $(CURDIR)/keys/dev-TEST-ONLY.agekey
 
-.PHONY: install demo test test-fast lint typecheck bench clean
+.PHONY: install demo test test-fast e2e lint typecheck bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,9 +30,15 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -n auto -p no:cacheprovider -m "not slow" $(PYTEST_ARGS)
 
+# The Node packages of the end-to-end peers, from their committed lockfiles (npm ci; the tests
+# run the same install when node_modules is missing or stale, so `make test` needs no extra step).
+e2e: $(STAMP)
+	$(BIN)/python tests/support/npm.py clients/js tests/e2e/pusher
+	$(BIN)/python -m pytest -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
+
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench scripts infra policies
-	$(BIN)/ruff format --check src tests bench scripts infra policies
+	$(BIN)/ruff check src tests bench scripts infra policies examples
+	$(BIN)/ruff format --check src tests bench scripts infra policies examples
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml

@@ -517,7 +517,7 @@ def render_markdown(
             )
         out.append("")
         out += [f"- {f.severity.value}: {_md(f.message)}" for f in found]
-    if plan_.skipped_stacks:
+    if plan_.skipped_stacks and plan_.stacks:
         out.append(f"Skipped stacks (--skip-stacks): {', '.join(plan_.skipped_stacks)}.")
     return "\n".join(out).rstrip("\n") + "\n\n"
 
