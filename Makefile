@@ -10,7 +10,7 @@ STACK  ?= dev
 # The dev stack's committed TEST-ONLY identity; the demo and tests use it, nothing else should.
 DEV_KEY := $(CURDIR)/keys/dev-TEST-ONLY.agekey
 
-.PHONY: install demo test test-fast e2e lint typecheck bench clean
+.PHONY: install node-deps demo test test-fast e2e lint typecheck bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,15 +23,20 @@ install: $(STAMP)
 demo: $(STAMP)
 	@SOPS_AGE_KEY_FILE=$(DEV_KEY) PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh
 
-test: $(STAMP)
+# The Node packages of the JS client and the end-to-end peers (soketi, pusher-js), with npm ci
+# from their committed lockfiles, only when node_modules is missing or stale. Without Node.js
+# the suite still runs, and the tests that need it fail naming the install command.
+node-deps: $(STAMP)
+	-$(BIN)/python tests/support/npm.py clients/js tests/e2e/pusher
+
+test: $(STAMP) node-deps
 	$(BIN)/python -m pytest -n auto -p no:cacheprovider $(PYTEST_ARGS)
 
 # Everything but the kill loops and load tests (marked slow); `make test` runs them all.
-test-fast: $(STAMP)
+test-fast: $(STAMP) node-deps
 	$(BIN)/python -m pytest -n auto -p no:cacheprovider -m "not slow" $(PYTEST_ARGS)
 
-# The Node packages of the end-to-end peers, from their committed lockfiles (npm ci; the tests
-# run the same install when node_modules is missing or stale, so `make test` needs no extra step).
+# Only the end-to-end tests against real peers (soketi, pusher-js, the JS client's build).
 e2e: $(STAMP)
 	$(BIN)/python tests/support/npm.py clients/js tests/e2e/pusher
 	$(BIN)/python -m pytest -p no:cacheprovider tests/e2e $(PYTEST_ARGS)

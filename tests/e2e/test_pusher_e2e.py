@@ -285,6 +285,7 @@ def test_private_and_presence_channels_and_an_event_from_the_official_library(
     backend.trigger("private-orders", "order-shipped", {"order": 42})
     backend.trigger("presence-lobby", "hello", {"from": "backend"})
     shipped = client.wait_for(lambda e: e["type"] == "event", "the private event")
+    shipped.pop("ms")
     assert shipped == {
         "type": "event", "channel": "private-orders", "event": "order-shipped",
         "data": {"order": 42},
@@ -404,9 +405,8 @@ def test_revocation_drill_verify_flags_the_revoked_key_until_it_is_deleted(
 
 
 # -- nothing leaves 127.0.0.1 -------------------------------------------------------------------
-def test_soketi_binds_nothing_but_loopback(soketi: Soketi, template: KeyRepo) -> None:
-    at_server(soketi, apps_for(stack_creds(template)))
-    assert soketi.proc is not None
+def test_soketi_binds_nothing_but_loopback(soketi: Soketi) -> None:
+    assert soketi.proc is not None  # whichever apps an earlier test left it with
     bound = bound_addresses(soketi.proc.pid)
     # The WebSocket/HTTP API port, the metrics port and cluster discovery (UDP), all loopback.
     assert {(proto, port) for proto, _, port in bound} >= {

@@ -1,16 +1,18 @@
 """A real Pusher-protocol server for the end-to-end tests: soketi, pinned in tests/e2e/pusher.
 
-``Soketi(workdir).start(apps)`` writes a JSON config (mode 0600: it holds test-only secrets),
-starts ``soketi start --config=FILE`` with Node on free loopback ports, waits until ``/ready``
-answers, and stops it by process id. Everything stays on 127.0.0.1: the WebSocket and HTTP API
-port, the metrics port, and cluster discovery, which soketi otherwise binds to 0.0.0.0 and
+``Soketi(workdir).start(apps)`` starts ``soketi start`` with Node on free loopback ports, its
+JSON config (test-only secrets) written to its stdin rather than to a file, waits until
+``/ready`` answers, and stops it by process id. Everything stays on 127.0.0.1: the WebSocket and
+HTTP API port, the metrics port, and cluster discovery, which soketi otherwise binds to 0.0.0.0 and
 broadcasts to 255.255.255.255. ``restart(apps)`` replaces it with a soketi holding other apps on
 the same WebSocket port: that is how a test adds a key at the server, changes a secret or
 deletes a key. uWebSockets listens with SO_REUSEPORT, so the new process starts while the old
-one still runs, and only then is the old one stopped: its clients are told to reconnect (close
-code 4200) and reach the new server at once, instead of waiting out pusher-js's backoff against
-a closed port. (The same SO_REUSEPORT means a stale server would share a port without a bind
-error: a first start checks that the port is free.)
+one still runs, and only then is the old one killed (by its process id). Its clients see the
+connection drop, and pusher-js reconnects after its fixed 1 s delay to the only server left. A
+graceful stop would race instead: during soketi's grace period the kernel may hand a reconnect
+to the closing process, and one reset there sends pusher-js into a 15 s backoff. (The same
+SO_REUSEPORT means a stale server would share a port without a bind error: a first start checks
+that the port is free.)
 
 Two facts about soketi shape the tests:
 
@@ -144,21 +146,20 @@ class Soketi:
         node = check_node()
         self.apps = list(apps)
         self.starts += 1
-        config = self.workdir / "soketi.json"
-        config.unlink(missing_ok=True)
-        fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(self.config(), handle)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("UWS_", "SOKETI_"))}
         with self.log.open("wb") as log:
+            # The config (test-only secrets) goes through a pipe: no file ever holds it.
             self.proc = subprocess.Popen(
-                [node, str(SOKETI_JS), "start", f"--config={config}"],
+                [node, str(SOKETI_JS), "start", "--config=/dev/stdin"],
                 cwd=self.workdir,
                 env=env,
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.PIPE,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+        assert self.proc.stdin is not None
+        with self.proc.stdin:
+            self.proc.stdin.write(json.dumps(self.config()).encode())
         self.wait_ready()
 
     def wait_ready(self) -> None:
@@ -201,8 +202,8 @@ class Soketi:
     def restart(self, apps: list[App]) -> float:
         """Replace the server with one holding ``apps``, on the same WebSocket port.
 
-        Returns the monotonic time at which the old server began to stop: from then on only the
-        new one takes connections.
+        Returns the monotonic time at which the old server was killed: from then on only the new
+        one takes connections and answers the HTTP API.
         """
         old = self.proc
         if old is None or old.poll() is not None:
@@ -212,8 +213,7 @@ class Soketi:
         # Fresh metrics and cluster ports: those are not shared with the old process.
         self.metrics_port, self.cluster_port = free_port(), free_udp_port()
         self._launch(apps)
-        new, self.proc = self.proc, old
         switched = time.monotonic()
-        self.stop()
-        self.proc = new
+        old.kill()
+        old.wait(timeout=30)
         return switched

@@ -7,7 +7,7 @@
 //   {"op": "subscribe", "channel"}
 //   {"op": "disconnect"}
 //   {"op": "exit"}
-// events:
+// events (each also carries "ms": milliseconds since the driver started):
 //   {"type": "state", "previous", "current", "socket_id"}
 //   {"type": "error", "code", "message"}            a Pusher error (e.g. 4001), or code null
 //   {"type": "subscribed", "channel", "members"?}   members: the presence member ids
@@ -21,7 +21,7 @@ const Pusher = PusherModule.default ?? PusherModule;
 let pusher = null;
 
 function emit(event) {
-  process.stdout.write(JSON.stringify(event) + "\n");
+  process.stdout.write(JSON.stringify({ ...event, ms: Math.round(performance.now()) }) + "\n");
 }
 
 function connect({ key, host, port, auth, user }) {

@@ -292,7 +292,8 @@ def call_all(
     """Answers in ``targets`` order; None for a call that never started before the deadline.
 
     Threads are daemons: a server that holds a connection past the deadline cannot hold
-    keyops too. Each call also stops at its own timeout (the transport enforces it per read).
+    keyops too, and an answer that comes after it is not used. Each call also stops at its own
+    timeout (the transport enforces it over the whole exchange).
     """
     end = time.monotonic() + deadline
     gate = threading.Semaphore(PARALLEL)
@@ -307,7 +308,7 @@ def call_all(
                 return
             with lock:
                 started[index] = True
-            answer = caller(targets[index], min(timeout, left))
+            answer = caller(targets[index], timeout)
             with lock:
                 answers[index] = answer
 
