@@ -358,41 +358,31 @@ def judge_state(
                 "keyops retire?"
             )
         return "warning", f"{name} could not be checked ({detail})"
+    if cred.state not in ("retired", "revoked") or result == "rejected":
+        return "ok", ""  # a retired or revoked key refused by Pusher: deleted, as it must be
+    if result != "live":
+        return "warning", (
+            f"{cred.id} ({cred.state}) could not be checked ({detail}): its deletion at Pusher "
+            "is not confirmed; run keyops verify again"
+        )
     ended = cred.ended_on()
     since = f" on {ended.isoformat()}" if ended else ""
-    if cred.state == "retired":
-        if result == "rejected":
-            return "ok", ""
-        if result == "live":
-            removable = rules.removable_from(ended) if ended else None
-            if removable is not None and today >= removable:
-                return "warning", (
-                    f"{cred.id} was retired{since} and is still live at Pusher; its tombstone "
-                    f"period ended on {removable.isoformat()}, so it can be deleted at Pusher "
-                    "now: delete it in the Pusher dashboard (App Keys), then remove its entry "
-                    "from the file"
-                )
-            return "warning", (
-                f"{cred.id} was retired{since} and is still live at Pusher: nothing serves it "
-                "any more; delete it in the Pusher dashboard (App Keys)"
-            )
-        return "warning", (
-            f"{cred.id} (retired) could not be checked ({detail}): its deletion at Pusher is "
-            "not confirmed"
-        )
     if cred.state == "revoked":
-        if result == "rejected":
-            return "ok", ""
-        if result == "live":
-            return "error", (
-                f"{cred.id} was revoked{since} but is still live at Pusher: the revocation is "
-                "incomplete until the key is deleted in the Pusher dashboard (App Keys)"
-            )
-        return "warning", (
-            f"{cred.id} (revoked) could not be checked ({detail}): its deletion at Pusher is "
-            "not confirmed; run keyops verify again"
+        return "error", (
+            f"{cred.id} was revoked{since} but is still live at Pusher: the revocation is "
+            "incomplete until the key is deleted in the Pusher dashboard (App Keys)"
         )
-    return "ok", ""
+    removable = rules.removable_from(ended) if ended else None
+    if removable is not None and today >= removable:
+        return "warning", (
+            f"{cred.id} was retired{since} and is still live at Pusher; its tombstone period "
+            f"ended on {removable.isoformat()}, so it can be deleted at Pusher now: delete it in "
+            "the Pusher dashboard (App Keys), then remove its entry from the file"
+        )
+    return "warning", (
+        f"{cred.id} was retired{since} and is still live at Pusher: nothing serves it any more; "
+        "delete it in the Pusher dashboard (App Keys)"
+    )
 
 
 def outcomes(
