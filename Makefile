@@ -1,6 +1,7 @@
 # keyops: two commands for a new user.
 #   make demo   set up .venv, then show the whole workflow on the embedded dev stack
 #   make test   set up .venv, then run the whole test suite
+#   make e2e    only the end-to-end tests against real peers (soketi, pusher-js, the JS client)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -9,7 +10,7 @@ STACK  ?= dev
 # The dev stack's committed TEST-ONLY identity; the demo and tests use it, nothing else should.
 DEV_KEY := $(CURDIR)/keys/dev-TEST-ONLY.agekey
 
-.PHONY: install demo web-demo test test-fast lint typecheck bench clean
+.PHONY: install node-deps demo web-demo test test-fast e2e lint typecheck bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,16 +29,27 @@ web-demo: $(STAMP)
 	cd clients/js && { test -d node_modules || npm ci --no-audit --no-fund; } && npm run build
 	@SOPS_AGE_KEY_FILE=$(DEV_KEY) $(BIN)/python scripts/web_demo.py $(WEB_DEMO_ARGS)
 
-test: $(STAMP)
+# The Node packages of the JS client and the end-to-end peers (soketi, pusher-js), with npm ci
+# from their committed lockfiles, only when node_modules is missing or stale. Without Node.js
+# the suite still runs, and the tests that need it fail naming the install command.
+node-deps: $(STAMP)
+	-$(BIN)/python tests/support/npm.py clients/js tests/e2e/pusher tests/e2e/browser
+
+test: $(STAMP) node-deps
 	$(BIN)/python -m pytest -n auto -p no:cacheprovider $(PYTEST_ARGS)
 
 # Everything but the kill loops and load tests (marked slow); `make test` runs them all.
-test-fast: $(STAMP)
+test-fast: $(STAMP) node-deps
 	$(BIN)/python -m pytest -n auto -p no:cacheprovider -m "not slow" $(PYTEST_ARGS)
 
+# Only the end-to-end tests against real peers (soketi, pusher-js, the JS client's build).
+e2e: $(STAMP)
+	$(BIN)/python tests/support/npm.py clients/js tests/e2e/pusher tests/e2e/browser
+	$(BIN)/python -m pytest -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
+
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench scripts infra policies
-	$(BIN)/ruff format --check src tests bench scripts infra policies
+	$(BIN)/ruff check src tests bench scripts infra policies examples
+	$(BIN)/ruff format --check src tests bench scripts infra policies examples
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml

@@ -21,6 +21,7 @@ pytest_plugins = (
     "support.fetch",
     "support.github",
     "support.infra",
+    "support.pusher_api",
 )
 
 
@@ -34,3 +35,22 @@ def _template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]
 @pytest.fixture
 def keyrepo(tmp_path: Path, _template: tuple[Path, str, str]) -> Iterator[KeyRepo]:
     yield new_repo(tmp_path, _template)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Show what tests measured (``record_property("measured", text)``), also under xdist.
+
+    Speed is never asserted here (the machine is shared); it is shown, so that a person sees it.
+    """
+    lines = [
+        f"{report.nodeid.split('::')[-1]}: {value}"
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        if getattr(report, "when", None) == "call"
+        for name, value in getattr(report, "user_properties", [])
+        if name == "measured"
+    ]
+    if lines:
+        terminalreporter.section("measured")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from keyops.build.channel_auth import sign_channel
 from keyops.build.keyring import build_keyring
 from keyops.core.errors import InputError
 from keyops.core.model import ClientFile, Credential, Stack
+from keyops.pusher.channel_auth import sign_channel
 from keyops.store import sample
 
 D = dt.date.fromisoformat

@@ -43,6 +43,7 @@ def test_now_moves_ages_and_next_steps(keyrepo: KeyRepo) -> None:
         "served": "keyring",
         "days_to_max_age": -8,
         "next_action": "rotate now: 8 day(s) past the maximum age",
+        "verify": None,
     }
 
 

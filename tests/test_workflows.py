@@ -150,6 +150,15 @@ def test_pr_workflow() -> None:
     )
     assert runs["lint"] == ["make lint"]
     assert runs["test"] == ["make test"]
+    verify = next(
+        s for s in jobs["policy"]["steps"] if str(s.get("run")).startswith("keyops verify")
+    )
+    assert verify["run"] == (
+        'keyops verify --base "origin/$BASE_REF" --skip-stacks "$SKIP_STACKS" '
+        '--summary "$GITHUB_STEP_SUMMARY"'
+    )
+    assert verify["env"]["SKIP_STACKS"] == "${{ vars.KEYOPS_VERIFY_SKIP_STACKS }}"
+    assert verify["if"] == "${{ !cancelled() }}"  # verified even when the policy check fails
     summary = next(r for r in runs["policy"] if r.startswith("keyops approval"))
     assert "--comment" in summary and '--summary "$GITHUB_STEP_SUMMARY"' in summary
     assert "--no-status" in summary  # retire-approval.yml alone owns the status
@@ -343,6 +352,7 @@ def test_every_variable_and_secret_the_workflows_use_is_documented() -> None:
         "KEYOPS_DEPLOY_ROLE_ARN",
         "PULUMI_BACKEND_URL",
         "KEYOPS_DEV_AGE_KEY",
+        "KEYOPS_VERIFY_SKIP_STACKS",
     }
     for name in used:
         assert f"`{name}`" in text, name

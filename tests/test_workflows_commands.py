@@ -1,15 +1,18 @@
 """Every keyops command a workflow runs is exercised by a test in the same form.
 
 The table below maps each ``run:`` line of the workflows to the test that runs it; a new or changed
-line fails here until a test covers it. The ``keyops check`` line of pr.yml is run right here, on a
-real repository whose base is a remote-tracking ``origin/main``, as in a pull-request checkout.
+line fails here until a test covers it. The ``keyops check`` and ``keyops verify`` lines of pr.yml
+are run right here, on a real repository whose base is a remote-tracking ``origin/main``, as in a
+pull-request checkout (verify with ``--api-url`` added: tests reach no network but loopback).
 """
 
 from __future__ import annotations
 
 import json
 import shlex
+from pathlib import Path
 
+from support.pusher_api import PusherApi, hold, stack_creds
 from support.repo import KeyRepo
 from support.workflows import NAMES, load, steps
 
@@ -29,6 +32,10 @@ COVERED = {
     ),
     'keyops approval --repo-slug "$REPO" --pr "$PR_NUMBER" --head-sha "$HEAD_SHA" '
     '--base "origin/$BASE_REF"': "tests/test_approval.py (success, pending, failure, error)",
+    'keyops verify --base "origin/$BASE_REF" --skip-stacks "$SKIP_STACKS" '
+    '--summary "$GITHUB_STEP_SUMMARY"': (
+        "tests/test_workflows_commands.py::test_pr_verify_checks_the_keys_the_pull_request_adds"
+    ),
     "keyops smoke --stack dev": "tests/test_smoke_command.py",
     "keyops smoke --stack prod": "tests/test_smoke_command.py (same command, another stack)",
     'keyops hygiene issues --repo-slug "$REPO"': "tests/test_hygiene.py (issues)",
@@ -75,3 +82,37 @@ def test_pr_check_writes_sarif_for_code_scanning(keyrepo: KeyRepo) -> None:
     secrets = keyrepo.decrypt("credentials/dev/ios.yaml")["credentials"]
     for cred in secrets:
         assert cred["key"] not in proc.stdout and cred["secret"] not in proc.stdout
+
+
+def test_pr_verify_checks_the_keys_the_pull_request_adds(
+    keyrepo: KeyRepo, pusher_api: PusherApi, tmp_path: Path
+) -> None:
+    keyrepo.git("update-ref", "refs/remotes/origin/main", "HEAD")
+    keyrepo.git("checkout", "--quiet", "-b", "rotate-android")
+    doc = keyrepo.read_doc("credentials/dev/android.yaml")
+    new = dict(doc["credentials"][0], id="android-2026-11", state="pending", created="2026-11-27")
+    new.update(key="1" * 20, secret="2" * 20)
+    new.pop("activated")
+    doc["credentials"].insert(0, new)
+    keyrepo.write_doc("credentials/dev/android.yaml", doc)
+    keyrepo.commit("rotate android")
+    hold(pusher_api, stack_creds(keyrepo))
+    (line,) = [k for k in COVERED if k.startswith("keyops verify")]
+    summary = tmp_path / "summary.md"
+    for skip, calls in (("", 1), ("dev", 1)):  # calls so far: a skipped stack makes none
+        words = line.replace("$BASE_REF", "main").replace("$SKIP_STACKS", skip)
+        argv = shlex.split(words.replace("$GITHUB_STEP_SUMMARY", str(summary)))[1:]
+        proc = keyrepo.run(*argv, "--api-url", pusher_api.url, "--now", "2026-11-27")
+        assert (proc.returncode, proc.stderr) == (0, "")
+        assert len(pusher_api.seen) == calls
+    text = summary.read_text()
+    assert (
+        "| dev | android | android-2026-11 | pending | **live** | HTTP 200, channels listed |"
+        in text
+    )
+    assert (
+        "| dev | ios | ios-2026-11 | active | **skipped** | unchanged since origin/main |" in text
+    )
+    assert text.endswith("## keyops verify\n\nNothing to verify: every stack is skipped (dev).\n\n")
+    for cred in stack_creds(keyrepo):
+        assert cred.secret not in text

@@ -13,6 +13,7 @@ import subprocess
 from collections.abc import Callable
 from typing import Any
 
+from keyops.store.sops import Sops
 from support.repo import KeyRepo
 
 SAMPLE_FILES = ("_stack", "android", "ios", "server", "web")
@@ -44,7 +45,9 @@ def sample_secrets(repo: KeyRepo) -> frozenset[str]:
         found: set[str] = set()
         # From the first commit: the test may already have tampered with the working tree.
         first = repo.git("rev-list", "--max-parents=0", "HEAD")
-        sops = repo.sops()
+        # Run sops outside the repository: the test may have broken its .sops.yaml, which sops
+        # reads even to decrypt, and this must not depend on which test ran first.
+        sops = Sops(repo.home, env=repo.env())
         for name in SAMPLE_FILES:
             rel = f"credentials/dev/{name}.yaml"
             blob = repo.git("show", f"{first}:{rel}").encode() + b"\n"

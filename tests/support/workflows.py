@@ -28,6 +28,7 @@ SAMPLES = {
     "BASE_REF": "main",
     "DEFAULT_BRANCH": "main",
     "GITHUB_STEP_SUMMARY": "/tmp/summary.md",
+    "SKIP_STACKS": "staging",
 }
 PINNED = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_./-]+@[0-9a-f]{40}$")
 USES_LINE = re.compile(r"^\s*(?:-\s+)?uses:\s*(\S+)(.*)$")

@@ -114,6 +114,11 @@ COMMANDS: tuple[Command, ...] = (
         "CloudWatch or app versions",
     ),
     Command(
+        "verify",
+        "verify",
+        "check each key with a signed read-only call to the Pusher HTTP API: live or rejected",
+    ),
+    Command(
         "smoke",
         "smoke",
         "after a deploy: fetch from every endpoint and compare with the repository",

@@ -36,6 +36,7 @@ from keyops.client.config import ClientConfig
 from keyops.client.transport import Request, Response, Transport, http_transport
 from keyops.client.verify import Verified, open_response, verify_signed
 from keyops.core.errors import CacheError, NothingUsable, TransportError, VerifyError
+from keyops.core.text import printable
 
 PATH = "/v1/credentials"
 #: Statuses after which the same endpoint may well answer differently a moment later.
@@ -363,8 +364,8 @@ def _http_failure(url: str, response: Response) -> Attempt:
     try:
         problem = json.loads(response.body)
         if isinstance(problem, dict):
-            code = _printable(str(problem.get("code") or ""), 40)
-            title = _printable(str(problem.get("title") or ""), 120)
+            code = printable(str(problem.get("code") or ""), 40)
+            title = printable(str(problem.get("title") or ""), 120)
     except ValueError:
         pass
     outcome = f"http-{response.status}" + (f":{code}" if code else "")
@@ -373,8 +374,3 @@ def _http_failure(url: str, response: Response) -> Attempt:
     )
     retryable = response.status in RETRYABLE_STATUSES or response.status >= 500
     return Attempt(url, False, outcome, detail, retryable)
-
-
-def _printable(text: str, limit: int) -> str:
-    """Server-chosen text, made safe to print: no control characters, bounded length."""
-    return "".join(ch if ch.isprintable() else "?" for ch in text[:limit])

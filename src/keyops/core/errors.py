@@ -30,6 +30,7 @@ tree by the module that talks to them, never further up. No other module declare
     ├── DeployConfigError          Pulumi stack settings missing or invalid
     ├── AssetError                 the Lambda asset could not be built
     ├── VerifyError                exit 1: an endpoint answer the client must not use
+    ├── PusherUnreachable          no Pusher-protocol server answered any call of keyops verify
     ├── CacheError                 the client's cache could not be written
     ├── NothingUsable              exit 1: no endpoint, cache or bundled key gave a usable key
     └── Interrupted                exit 130: Ctrl-C after a file was replaced
@@ -228,6 +229,13 @@ class VerifyError(KeyopsError):
     def __init__(self, reason: str, what: str) -> None:
         super().__init__(what)
         self.reason = reason
+
+
+class PusherUnreachable(KeyopsError):
+    """``keyops verify`` got no answer for any credential: the network or the URL, not the keys.
+
+    Exit 2, like any environment problem: a verification that verified nothing is no success.
+    """
 
 
 class CacheError(KeyopsError):

@@ -26,6 +26,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from keyops.cli import job_summary
 from keyops.cli.github import GitHub, check_sha
 from keyops.cli.reporters import Report, markdown
 from keyops.core.dates import NOW_HELP, parse_day
@@ -204,11 +205,7 @@ def run(args: argparse.Namespace, github: GitHub) -> int:
         "they arrive._\n"
     )
     if args.summary is not None:
-        try:
-            with args.summary.open("a", encoding="utf-8") as handle:
-                handle.write(result.report + footer)
-        except OSError as exc:
-            raise InputError(f"cannot append to {args.summary}: {exc.strerror}", "") from None
+        job_summary.append(args.summary, result.report + footer)
     if args.comment:
         print(upsert_comment(github, args.pr, result.report + footer))
     if not args.no_status:

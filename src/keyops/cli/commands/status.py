@@ -1,6 +1,8 @@
 """``keyops status``: each stack's credentials, their state, age, serving share and next step.
 
-It reads only cleartext lifecycle metadata, so it works without any decryption key.
+It reads only cleartext lifecycle metadata, so it works without any decryption key. Where
+``keyops verify`` ran on this machine, its last result per credential is shown too (from
+``.keyops/verify/<stack>.json``, which holds no secret).
 """
 
 from __future__ import annotations
@@ -9,9 +11,10 @@ import argparse
 import datetime as dt
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
+from keyops.cli import verify_cache
 from keyops.core.dates import NOW_HELP, parse_day
 from keyops.core.errors import EXIT_OK
 from keyops.core.model import ClientFile, Credential
@@ -39,9 +42,21 @@ class Row:
     served: str
     days_to_max_age: int | None
     next_action: str
+    #: The last ``keyops verify`` result cached on this machine, if any.
+    verify: verify_cache.Entry | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        data = dict(self.__dict__)
+        data["verify"] = asdict(self.verify) if self.verify else None
+        return data
+
+    def verified(self) -> str:
+        """``live 2026-11-27``; the state it had then, when it has moved since."""
+        entry = self.verify
+        if entry is None:
+            return "-"
+        text = f"{entry.result} {entry.checked_at[:10]}"
+        return text if entry.state == self.state else f"{text} (as {entry.state})"
 
 
 def served_share(client: ClientFile, cred: Credential) -> str:
@@ -90,10 +105,16 @@ def next_action(client: ClientFile, cred: Credential, today: dt.date, rules: Set
     return "-"
 
 
-def collect(stacks: dict[str, Any], today: dt.date, rules: Settings) -> list[Row]:
+def collect(
+    stacks: dict[str, Any],
+    today: dt.date,
+    rules: Settings,
+    verified: dict[str, dict[str, verify_cache.Entry]] | None = None,
+) -> list[Row]:
     rows: list[Row] = []
     for stack_name in sorted(stacks):
         stack = stacks[stack_name]
+        cached = (verified or {}).get(stack_name, {})
         for client_name in sorted(stack.clients):
             client = stack.clients[client_name]
             for cred in client.credentials:
@@ -110,15 +131,22 @@ def collect(stacks: dict[str, Any], today: dt.date, rules: Settings) -> list[Row
                         served=served_share(client, cred),
                         days_to_max_age=days_left,
                         next_action=next_action(client, cred, today, rules),
+                        verify=cached.get(cred.id),
                     )
                 )
     return rows
 
 
 def render(rows: list[Row]) -> str:
-    headers = ("CLIENT", "DELIVERY", "CREDENTIAL", "STATE", "AGE", "SERVED", "MAX-AGE IN", "NEXT")
     out: list[str] = []
     for stack in sorted({r.stack for r in rows}):
+        # The VERIFIED column appears only where keyops verify has run on this machine.
+        verified = any(r.verify for r in rows if r.stack == stack)
+        headers: tuple[str, ...] = (
+            "CLIENT", "DELIVERY", "CREDENTIAL", "STATE", "AGE", "SERVED", "MAX-AGE IN",
+            *(("VERIFIED",) if verified else ()),
+            "NEXT",
+        )  # fmt: skip
         table = [
             (
                 r.client,
@@ -128,6 +156,7 @@ def render(rows: list[Row]) -> str:
                 "-" if r.age_days is None else f"{r.age_days}d",
                 r.served,
                 "-" if r.days_to_max_age is None else f"{r.days_to_max_age}d",
+                *((r.verified(),) if verified else ()),
                 r.next_action,
             )
             for r in rows
@@ -153,7 +182,16 @@ def status(args: argparse.Namespace) -> int:
     loader.check_stacks(root, source, args.stack)
     rules = settings.load(root)
     result = loader.load(root, source, stacks=args.stack, decrypt=False)
-    rows = collect(result.stacks, today, rules)
+    verified: dict[str, dict[str, verify_cache.Entry]] = {}
+    for name in sorted(result.stacks):
+        verified[name], problem = verify_cache.read(root, name)
+        if problem:
+            print(
+                f"warning: {verify_cache.path_for(root, name).relative_to(root)} is ignored: "
+                f"{problem}; run keyops verify --stack {name} to replace it",
+                file=sys.stderr,
+            )
+    rows = collect(result.stacks, today, rules, verified)
     unreadable = sorted({f.path for f in result.findings if f.rule == "schema"})
     if args.format == "json":
         payload = {

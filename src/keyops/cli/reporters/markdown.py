@@ -10,7 +10,7 @@ from keyops.cli.reporters.base import Report
 from keyops.core.findings import Severity, summarize
 
 
-def _cell(text: str) -> str:
+def cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
@@ -34,7 +34,7 @@ def render(report: Report) -> str:
         "",
     ]
     if changes:
-        out += [f"- `{c.stack}/{c.client}`: {_cell(c.text)}" for c in changes]
+        out += [f"- `{c.stack}/{c.client}`: {cell(c.text)}" for c in changes]
     else:
         out.append("No credential changes." if base_label else "Not compared (no `--base`).")
     out += ["", "### Findings", ""]
@@ -43,15 +43,15 @@ def render(report: Report) -> str:
         for f in findings:
             where = f"{f.path}:{f.line}" if f.line is not None else f"{f.path} `{f.pointer}`"
             out.append(
-                f"| {f.severity.value} | `{f.rule}` | {_cell(where)} | "
-                f"{_cell(f.credential_id or '')} | {_cell(f.message)} |"
+                f"| {f.severity.value} | `{f.rule}` | {cell(where)} | "
+                f"{cell(f.credential_id or '')} | {cell(f.message)} |"
             )
     else:
         out.append("None.")
     out += ["", "### Approvals still needed", ""]
     needed = [f for f in findings if f.rule == "approval" and f.severity is not Severity.NOTE]
     if needed:
-        out += [f"- {_cell(f.message)}" for f in needed]
+        out += [f"- {cell(f.message)}" for f in needed]
     else:
         out.append("None.")
     return "\n".join(out) + "\n"

@@ -33,7 +33,7 @@ def sign_channel(
 ) -> str:
     """The ``auth`` value for a subscription: ``"<key>:<hex hmac-sha256>"``.
 
-    ``keyring`` is :func:`keyops.keyring.build_keyring`'s result (or its ``keys`` mapping).
+    ``keyring`` is :func:`keyops.build.keyring.build_keyring`'s result (or its ``keys`` mapping).
     ``channel_data`` is the exact JSON string sent to the client (presence channels).
     """
     if not SOCKET_ID.match(socket_id):
