@@ -79,8 +79,8 @@ def test_unknown_client_and_stack_are_usage_errors(keyrepo: KeyRepo) -> None:
     proc = keyrepo.run("client-config", "--stack", "dev", "--client", "tvos")
     assert (proc.returncode, proc.stderr) == (
         2,
-        "error: client 'tvos' does not exist in stack 'dev'. "
-        "Known clients: android, ios, server, web.\n",
+        "error: client 'tvos' does not exist in stack 'dev' (no credentials/dev/tvos.yaml). "
+        "Known clients of dev: android, ios, server, web.\n",
     )
     proc = keyrepo.run("client-config", "--stack", "prod", "--client", "ios")
     assert (proc.returncode, proc.stderr) == (

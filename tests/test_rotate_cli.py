@@ -153,8 +153,8 @@ def test_unknown_client_is_named(keyrepo: KeyRepo) -> None:
     proc = keyrepo.run("promote", "--stack", "dev", "--client", "tvos")
     assert proc.returncode == 2
     assert proc.stderr == (
-        "error: credentials/dev/tvos.yaml does not exist. Known clients of dev: android, ios, "
-        "server, web.\n"
+        "error: client 'tvos' does not exist in stack 'dev' (no credentials/dev/tvos.yaml). "
+        "Known clients of dev: android, ios, server, web.\n"
     )
 
 

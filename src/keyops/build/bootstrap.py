@@ -11,6 +11,7 @@ from typing import Any
 from keyops.build import signing
 from keyops.core.errors import InputError, KeyopsError, PolicyRefused
 from keyops.core.model import AppAuth, ClientFile, Stack
+from keyops.store import names
 from keyops.store.sources import CREDENTIALS_DIR, STACK_FILE
 
 
@@ -30,10 +31,7 @@ def bootstrap(stack: Stack, client_name: str, *, bundled_fallback: bool = False)
     """The bootstrap document for one served client of a decrypted stack."""
     client = stack.clients.get(client_name)
     if client is None:
-        raise InputError(
-            f"client {client_name!r} does not exist in stack {stack.name!r}",
-            f"Known clients: {', '.join(sorted(stack.clients)) or 'none'}.",
-        )
+        raise names.unknown_client(stack.name, client_name, sorted(stack.clients))
     if client.delivery != "served":
         raise PolicyRefused(
             f"client {client_name!r} is delivered {client.delivery!r}, not served: it has no "

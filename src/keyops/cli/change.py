@@ -17,13 +17,13 @@ from pathlib import Path
 from keyops.cli import pr
 from keyops.cli.proposal import Proposal, Target
 from keyops.core.dates import NOW_HELP, parse_day
-from keyops.core.errors import EXIT_OK, InputError, Interrupted, Refused
+from keyops.core.errors import EXIT_OK, Interrupted, Refused
 from keyops.core.findings import Finding, Severity
 from keyops.policy import Context, evaluate, replace_document
-from keyops.store import edit, loader, repo, settings
+from keyops.store import edit, loader, names, repo, settings
 from keyops.store.loader import LoadResult
 from keyops.store.sops import Sops, timeout_from_env
-from keyops.store.sources import CREDENTIALS_DIR, WorktreeSource
+from keyops.store.sources import WorktreeSource
 
 #: Rules that are judged at review time, not when the change is made.
 REVIEW_TIME_RULES = frozenset({"approval"})
@@ -69,23 +69,8 @@ def load_current(root: Path, stack: str, sops: Sops) -> tuple[LoadResult, list[s
 
 def open_target(args: argparse.Namespace) -> Target:
     root = repo.find_root(args.repo)
-    relpath = f"{CREDENTIALS_DIR}/{args.stack}/{args.client}.yaml"
-    path = root / relpath
-    if not path.is_file():
-        folder = root / CREDENTIALS_DIR / args.stack
-        known = (
-            sorted(p.stem for p in folder.glob("*.yaml") if not p.name.startswith(("_", ".")))
-            if folder.is_dir()
-            else []
-        )
-        if not folder.is_dir():
-            raise InputError(
-                f"stack {args.stack!r} does not exist (no {CREDENTIALS_DIR}/{args.stack}/)",
-                "Check --stack.",
-            )
-        raise InputError(
-            f"{relpath} does not exist", f"Known clients of {args.stack}: {', '.join(known)}."
-        )
+    loader.check_stacks(root, WorktreeSource(root), [args.stack])
+    relpath = names.require_client(root, args.stack, args.client)
     edit.ensure_clean(root, relpath, allow_dirty=args.allow_dirty)
     rules = settings.load(root)
     sops = Sops(root, timeout=timeout_from_env())

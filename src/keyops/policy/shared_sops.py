@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from keyops.store import loader
+from keyops.store import loader, names
 from keyops.store.loader import LoadResult, ProgressHook
 from keyops.store.sops import Sops, timeout_from_env
 from keyops.store.sources import GitSource, WorktreeSource
@@ -66,8 +66,14 @@ def load_change(
     One side's parsing overlaps the other's decryption, sops processes stay at one per CPU,
     and each blob is decrypted once: what ``keyops check`` and ``keyops approval`` both need.
     """
-    sops = SharedSops(root, timeout=timeout_from_env())
     head_source = WorktreeSource(root)
+    known = set(loader.list_stacks(head_source))
+    if base_source is not None:
+        known |= set(loader.list_stacks(base_source))
+    for stack in stacks or []:
+        if stack not in known:
+            raise names.unknown_stack(stack, sorted(known))
+    sops = SharedSops(root, timeout=timeout_from_env())
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="base") as pool:
         pending = (
             pool.submit(loader.load, root, base_source, stacks=stacks, sops=sops)

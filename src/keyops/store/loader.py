@@ -24,7 +24,6 @@ from typing import Any
 
 from keyops.core.dates import parse_date
 from keyops.core.errors import (
-    InputError,
     KeyopsError,
     NoDecryptionKey,
     RepositoryError,
@@ -33,8 +32,8 @@ from keyops.core.errors import (
 )
 from keyops.core.findings import Finding, Severity
 from keyops.core.model import ClientFile, Stack, StackFile
+from keyops.store import names, sopsconfig, yamlload
 from keyops.store import schema as schemas
-from keyops.store import sopsconfig, yamlload
 from keyops.store.sops import Sops, metadata_recipients
 from keyops.store.sources import CREDENTIALS_DIR, STACK_FILE, Entry, GitSource, Source
 
@@ -174,15 +173,10 @@ def check_stacks(root: Path, source: Source, wanted: Iterable[str] | None) -> No
     """Refuse a ``--stack`` that names no stack with files, saying which stacks exist."""
     known = list_stacks(source)
     for stack in wanted or []:
-        if stack in known:
-            continue
-        where = f"{CREDENTIALS_DIR}/{stack}/"
-        if (root / where).is_dir():
-            what = f"stack {stack!r} has no credential files ({where} holds no file)"
-        else:
-            # the wording every other command uses for an unknown stack
-            what = f"stack {stack!r} does not exist (no {where} directory)"
-        raise InputError(what, f"Known stacks: {', '.join(known) or 'none'}.")
+        names.check_stack(stack)
+        if stack not in known:
+            empty = (root / CREDENTIALS_DIR / stack).is_dir()
+            raise names.unknown_stack(stack, known, empty=empty)
 
 
 def load(

@@ -17,14 +17,14 @@ from keyops.cli.progress import Progress
 from keyops.cli.reporters import FORMATS, Report
 from keyops.cli.reporters.text import use_colour
 from keyops.core.dates import NOW_HELP, parse_day
-from keyops.core.errors import EXIT_FINDINGS, EXIT_OK, InputError, UsageError
+from keyops.core.errors import EXIT_FINDINGS, EXIT_OK, UsageError
 from keyops.core.findings import has_errors
 from keyops.policy import Context, evaluate, load_adoption, load_reviews
 from keyops.policy.diff import Change, changes
 from keyops.policy.rules import Facts
 from keyops.policy.shared_sops import load_change
-from keyops.store import git, loader, repo, settings
-from keyops.store.sources import CREDENTIALS_DIR, GitSource, WorktreeSource
+from keyops.store import git, repo, settings
+from keyops.store.sources import GitSource
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -65,17 +65,7 @@ def check(args: argparse.Namespace) -> int:
         adoption=load_adoption(args.adoption) if args.adoption is not None else None,
         head_sha=args.head_sha or git.head(root),
     )
-    head_source = WorktreeSource(root)
     base_source = GitSource(root, args.base) if args.base else None
-    known = set(loader.list_stacks(head_source))
-    if base_source is not None:
-        known |= set(loader.list_stacks(base_source))
-    for stack in args.stack or []:
-        if stack not in known:
-            raise InputError(
-                f"stack {stack!r} does not exist (no {CREDENTIALS_DIR}/{stack}/ directory)",
-                f"Known stacks: {', '.join(sorted(known)) or 'none'}.",
-            )
     progress = Progress()
     try:
         base, head = load_change(

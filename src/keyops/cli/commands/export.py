@@ -19,11 +19,11 @@ from pathlib import Path
 from keyops.build.keyring import build_keyring
 from keyops.build.stacks import load_stack
 from keyops.core.atomic import PRIVATE, PUBLIC, write_atomic
-from keyops.core.errors import EXIT_OK, InputError, PolicyRefused, UsageError
+from keyops.core.errors import EXIT_OK, PolicyRefused, UsageError
 from keyops.core.model import Stack
 from keyops.protocol.client_view import client_view
-from keyops.store import loader, repo
-from keyops.store.sources import CREDENTIALS_DIR, WorktreeSource
+from keyops.store import loader, names, repo
+from keyops.store.sources import WorktreeSource
 
 FORMATS = ("json", "plist", "xcconfig", "properties", "env")
 
@@ -41,10 +41,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 def app_values(stack: Stack, client_name: str) -> dict[str, str]:
     client = stack.clients.get(client_name)
     if client is None:
-        raise InputError(
-            f"stack {stack.name} has no client {client_name!r}",
-            f"Known clients: {', '.join(sorted(stack.clients)) or 'none'}.",
-        )
+        raise names.unknown_client(stack.name, client_name, sorted(stack.clients))
     if client.delivery == "secret-store":
         raise UsageError(
             f"{client_name} is a server (secret-store) client; app builds get no server key",
@@ -121,10 +118,8 @@ def export(args: argparse.Namespace) -> int:
             "export needs --client C and --format F, or --auth-keyring",
             f"Formats: {', '.join(FORMATS)}.",
         )
-    relpath = f"{CREDENTIALS_DIR}/{args.stack}/{args.client}.yaml"
     loader.check_stacks(root, WorktreeSource(root), [args.stack])
-    if not (root / relpath).is_file():
-        raise InputError(f"{relpath} does not exist", "Check --client.")
+    relpath = names.require_client(root, args.stack, args.client)
     data = render(
         app_values(load_stack(root, args.stack, purpose="export", only=relpath), args.client),
         args.format,

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from keyops.core.errors import EXIT_OK, InputError
-from keyops.store import git, repo
+from keyops.store import git, names, repo
 from keyops.store.sources import CREDENTIALS_DIR
 
 
@@ -108,6 +108,11 @@ def history(args: argparse.Namespace) -> int:
     root = repo.find_root(args.repo)
     relpath = f"{CREDENTIALS_DIR}/{args.stack}/{args.client}.yaml"
     items = events(root, relpath)
+    if not items and not (root / relpath).is_file():
+        # Neither in git nor on disk: most likely a typo, so answer like every other command.
+        if not (root / CREDENTIALS_DIR / args.stack).is_dir():
+            raise names.unknown_stack(args.stack, names.stacks_in(root))
+        raise names.unknown_client(args.stack, args.client, names.clients_in(root, args.stack))
     if not items:
         raise InputError(
             f"{relpath} has no history in git",

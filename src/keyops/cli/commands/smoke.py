@@ -24,7 +24,7 @@ from keyops.client.fetcher import Fetcher, Policy, Result
 from keyops.client.token import Identity
 from keyops.core.errors import EXIT_FINDINGS, EXIT_OK, InputError, NothingUsable, UsageError
 from keyops.core.model import ClientFile
-from keyops.store import repo
+from keyops.store import names, repo
 
 PROBE_INSTALL_ID = "keyops-smoke-probe"
 PROBE_APP_VERSION = "999999.0.0"
@@ -129,7 +129,7 @@ def smoke(args: argparse.Namespace) -> int:
         if name not in served:
             raise InputError(
                 f"client {name!r} is not a served client of stack {args.stack!r}",
-                f"Served clients: {', '.join(served) or 'none'}.",
+                names.suggestion(name, served, f"served clients of {args.stack}"),
             )
     clients = [n for n in served if not args.client or n in args.client]
     endpoints: list[str] = list(args.endpoint or [])
