@@ -14,9 +14,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from keyops.cli import pr
+from keyops.cli import options, pr
 from keyops.cli.proposal import Proposal, Target
-from keyops.core.dates import NOW_HELP, parse_day
 from keyops.core.errors import EXIT_OK, Interrupted, Refused
 from keyops.core.findings import Finding, Severity
 from keyops.policy import Context, evaluate, replace_document
@@ -35,7 +34,7 @@ Builder = Callable[[Target], Proposal]
 def add_edit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stack", required=True, metavar="S", help="the stack, e.g. dev")
     parser.add_argument("--client", required=True, metavar="C", help="the client, e.g. ios")
-    parser.add_argument("--now", metavar="WHEN", help=NOW_HELP)
+    options.add_now(parser, records=True)
     parser.add_argument(
         "--allow-dirty",
         action="store_true",
@@ -68,6 +67,7 @@ def load_current(root: Path, stack: str, sops: Sops) -> tuple[LoadResult, list[s
 
 
 def open_target(args: argparse.Namespace) -> Target:
+    today = options.recorded_now(args).date()  # a bad --now is refused before any work
     root = repo.find_root(args.repo)
     loader.check_stacks(root, WorktreeSource(root), [args.stack])
     relpath = names.require_client(root, args.stack, args.client)
@@ -88,7 +88,7 @@ def open_target(args: argparse.Namespace) -> Target:
         stack=args.stack,
         client=args.client,
         relpath=relpath,
-        today=parse_day(args.now),
+        today=today,
         settings=rules,
         current=current,
         document=record.plain,
