@@ -14,7 +14,7 @@ def _ios(repo: KeyRepo) -> dict[str, object]:
     return repo.decrypt("credentials/dev/ios.yaml")
 
 
-def test_prints_the_section_6_document(keyrepo: KeyRepo) -> None:
+def test_prints_the_bootstrap_document(keyrepo: KeyRepo) -> None:
     proc = keyrepo.run("client-config", "--stack", "dev", "--client", "ios")
     assert proc.returncode == 0, proc.stderr
     document = json.loads(proc.stdout)
@@ -35,6 +35,26 @@ def test_prints_the_section_6_document(keyrepo: KeyRepo) -> None:
     assert (pinned["x"], pinned["y"]) == (private["x"], private["y"])
     config = client_config.parse(document)  # the client accepts what the command makes
     assert config.kid == "ios-build-2026a"
+
+
+def test_endpoint_replaces_the_stack_files_endpoints(keyrepo: KeyRepo) -> None:
+    proc = keyrepo.run(
+        "client-config", "--stack", "dev", "--client", "ios",
+        "--endpoint", "https://keys-eu.example.com/", "--endpoint", "http://127.0.0.1:9000",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["endpoints"] == [
+        "https://keys-eu.example.com",
+        "http://127.0.0.1:9000",
+    ]
+    bad = keyrepo.run(
+        "client-config", "--stack", "dev", "--client", "ios", "--endpoint", "keys.example.com"
+    )
+    assert (bad.returncode, bad.stdout) == (2, "")
+    assert bad.stderr == (
+        "error: keyops client-config: argument --endpoint: 'keys.example.com' is not an http(s) "
+        "base URL (e.g. https://keys.example.com). Run 'keyops client-config --help' for usage.\n"
+    )
 
 
 def test_bundled_fallback_is_the_active_credential(keyrepo: KeyRepo) -> None:
@@ -97,7 +117,8 @@ def test_a_stack_without_endpoints_is_refused(keyrepo: KeyRepo) -> None:
     assert (proc.returncode, proc.stdout) == (1, "")
     assert proc.stderr == (
         "error: stack 'dev' lists no endpoints (credentials/dev/_stack.yaml). "
-        "Add the endpoint base URLs under 'endpoints:' in the stack file.\n"
+        "Add the endpoint base URLs under 'endpoints:' in the stack file, "
+        "or pass --endpoint URL.\n"
     )
 
 

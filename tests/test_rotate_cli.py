@@ -65,6 +65,7 @@ def test_rotate_reads_from_file_and_uses_the_default_id(keyrepo: KeyRepo, tmp_pa
     key, secret = pair()
     source = tmp_path / "pair.txt"
     source.write_text(f"{key}\n{secret}\n")
+    source.chmod(0o600)
     proc = keyrepo.run(
         "rotate",
         "--stack",
@@ -76,13 +77,38 @@ def test_rotate_reads_from_file_and_uses_the_default_id(keyrepo: KeyRepo, tmp_pa
         "--from-file",
         str(source),
     )
-    assert proc.returncode == 0, proc.stderr
+    assert (proc.returncode, proc.stderr) == (0, "")
     cred = keyrepo.decrypt(ANDROID)["credentials"][0]
     assert (cred["id"], cred["state"], cred["key"], cred["secret"]) == (
         "android-2026-12",
         "pending",
         key,
         secret,
+    )
+
+
+def test_a_from_file_others_can_read_gets_a_warning(keyrepo: KeyRepo, tmp_path: Path) -> None:
+    key, secret = pair()
+    source = tmp_path / "pair.txt"
+    source.write_text(f"{key}\n{secret}\n")
+    source.chmod(0o644)
+    proc = rotate(keyrepo, "--from-file", str(source), key="", secret="")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == (
+        f"warning: --from-file {source} is readable by other users (mode 0644); a new secret "
+        "belongs in a file only you can read (chmod 600, or umask 077 before writing it). "
+        "Delete it once keyops has read it.\n"
+    )
+    secret_file = tmp_path / "build.secret"
+    secret_file.write_text(sample.app_auth_secret() + "\n")
+    secret_file.chmod(0o640)
+    proc = keyrepo.run(
+        "app-auth", "rotate", "--stack", "dev", "--client", "web", "--now", "2026-11-27",
+        "--secret-from-file", str(secret_file),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.startswith(
+        f"warning: --secret-from-file {secret_file} is readable by other users (mode 0640);"
     )
 
 

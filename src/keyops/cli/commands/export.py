@@ -57,6 +57,15 @@ def app_values(stack: Stack, client_name: str) -> dict[str, str]:
     return {name: view[name] for name in ("stack", "client", "credential_id", "key", "cluster")}
 
 
+def served_warning(stack: str, client: str) -> str:
+    return (
+        f"warning: {client} is a served client: its apps fetch their key from the endpoint, so "
+        "a key compiled into a build from this export would not follow rotations or "
+        f"revocations. For a served app build use keyops client-config --stack {stack} "
+        f"--client {client} (add --bundled-fallback for a last-resort key)."
+    )
+
+
 def render(values: dict[str, str], fmt: str) -> bytes:
     """The app build file. Only public values: key, cluster, and ids for telemetry."""
     origin = (
@@ -120,10 +129,10 @@ def export(args: argparse.Namespace) -> int:
         )
     loader.check_stacks(root, WorktreeSource(root), [args.stack])
     relpath = names.require_client(root, args.stack, args.client)
-    data = render(
-        app_values(load_stack(root, args.stack, purpose="export", only=relpath), args.client),
-        args.format,
-    )
+    stack = load_stack(root, args.stack, purpose="export", only=relpath)
+    data = render(app_values(stack, args.client), args.format)
+    if stack.clients[args.client].delivery == "served":
+        print(served_warning(args.stack, args.client), file=sys.stderr)
     if args.out is None:
         sys.stdout.buffer.write(data)
     else:

@@ -15,10 +15,10 @@ import argparse
 import hashlib
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from keyops.build.bootstrap import bootstrap
 from keyops.build.stacks import load_stack
+from keyops.cli import options
 from keyops.client import config as client_config
 from keyops.client.fetcher import Fetcher, Policy, Result
 from keyops.client.token import Identity
@@ -32,12 +32,7 @@ PROBE_APP_VERSION = "999999.0.0"
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stack", required=True, metavar="S", help="the stack")
-    parser.add_argument(
-        "--endpoint",
-        action="append",
-        metavar="URL",
-        help="an endpoint base URL (repeatable; default: the stack file's endpoints)",
-    )
+    options.add_endpoint(parser, "the stack file's endpoints")
     parser.add_argument(
         "--client", action="append", metavar="C", help="only this client (repeatable)"
     )
@@ -139,9 +134,6 @@ def smoke(args: argparse.Namespace) -> int:
         raise UsageError(
             f"stack {args.stack!r} lists no endpoints", "Pass --endpoint URL (repeatable)."
         )
-    for url in endpoints:
-        if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
-            raise UsageError(f"--endpoint {url!r} is not an http(s) base URL", "")
     if not clients:
         print(f"smoke {args.stack}: no served clients, nothing to check")
         return EXIT_OK
