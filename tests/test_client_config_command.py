@@ -135,7 +135,5 @@ def test_out_into_a_missing_directory_writes_nothing(keyrepo: KeyRepo) -> None:
 def test_without_a_decryption_key_it_fails_cleanly(keyrepo: KeyRepo) -> None:
     proc = keyrepo.run("client-config", "--stack", "dev", "--client", "ios", key=False)
     assert (proc.returncode, proc.stdout) == (2, "")
-    assert proc.stderr.startswith(
-        "error: no key available here can decrypt credentials/dev/_stack.yaml"
-    )
+    assert proc.stderr.startswith("error: no key here can decrypt credentials/dev/_stack.yaml")
     assert "Traceback" not in proc.stderr

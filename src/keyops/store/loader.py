@@ -284,6 +284,43 @@ def load(
     return result
 
 
+def refuse_missing_keys(named: Iterable[str] | None, *results: LoadResult) -> list[str]:
+    """The stacks skipped for want of a key, after refusing what cannot be skipped.
+
+    For loads with ``skip_stacks_without_key``: a stack named with ``--stack`` that no key here
+    decrypts, or a run where no stack at all could be decrypted, raises that stack's
+    :class:`NoDecryptionKey` (exit 2). Otherwise the skipped stacks are returned, to be named.
+    """
+    missing: dict[str, NoDecryptionKey] = {}
+    for result in results:
+        for stack, error in result.missing_keys.items():
+            missing.setdefault(stack, error)
+    for stack in named or []:
+        if stack in missing:
+            raise missing[stack]
+    decrypted = any(r.plain is not None for result in results for r in result.records.values())
+    if missing and not decrypted:
+        first, *rest = sorted(missing)
+        error = missing[first]
+        raise (
+            error.hint(f"No key here decrypts stack(s) {', '.join(rest)} either.")
+            if rest
+            else error
+        )
+    return sorted(missing)
+
+
+def drop_stacks(result: LoadResult, stacks: Iterable[str]) -> None:
+    """Leave ``stacks`` out of a loaded result (their files' findings so far are kept).
+
+    When one side of a comparison lacks a stack's key, the other side must lose that stack too,
+    or the policy engine would see its credentials appear or disappear.
+    """
+    gone = set(stacks)
+    result.records = {p: r for p, r in result.records.items() if r.stack not in gone}
+    result.stacks = {name: s for name, s in result.stacks.items() if name not in gone}
+
+
 def _sops_config(root: Path, source: Source) -> sopsconfig.SopsConfig:
     if isinstance(source, GitSource):
         text = source.read_text_file(".sops.yaml")
