@@ -236,8 +236,10 @@ def test_rollout_changes_the_share_and_refuses_out_of_range(keyrepo: KeyRepo) ->
     proc = keyrepo.run(
         "rollout", "--stack", "dev", "--client", "ios", "--id", "ios-2026-11-2", "--percent", "150"
     )
-    assert proc.returncode == 1
-    assert "error[rollout-range]" in proc.stderr
+    assert (proc.returncode, proc.stderr) == (
+        2,
+        "error: --percent 150 is not a share of installs. Use a whole number from 1 to 100.\n",
+    )
     assert keyrepo.decrypt(IOS)["credentials"][0]["rollout_percent"] == 50
 
 
@@ -261,9 +263,11 @@ def test_revoke_active_with_promote_pending(keyrepo: KeyRepo) -> None:
         "2026-11-28",
     )
     refused = keyrepo.run(*args, "--no-promote-pending")
-    assert refused.returncode == 1
-    assert "error[single-active]" in refused.stderr or "error[retire-needs-successor]" in (
-        refused.stderr
+    assert (refused.returncode, refused.stderr) == (
+        1,
+        "error: web-2026-06 is the only active credential of web; revoking it alone would leave "
+        "the client without a key. Promote web-2026-11 in the same change: rerun with "
+        "--promote-pending. Nothing was written.\n",
     )
     assert keyrepo.git("status", "--porcelain") == ""
     proc = keyrepo.run(*args, "--promote-pending")
@@ -428,7 +432,7 @@ def test_revoke_asks_on_a_terminal_whether_to_promote(keyrepo: KeyRepo) -> None:
         assert chunk, f"no prompt; got {prompt!r}"
         prompt += chunk
     assert (
-        prompt == b"web-2026-06 was active. Promote pending web-2026-11 in the same change? [y/N] "
+        prompt == b"web-2026-06 is active. Promote pending web-2026-11 in the same change? [y/N] "
     )
     os.write(master, b"y\n")
     out, _ = proc.communicate(timeout=120)

@@ -38,7 +38,8 @@ def add_edit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--allow-dirty",
         action="store_true",
-        help="edit even if the file has uncommitted changes (they become part of this change)",
+        help="edit even if the file has uncommitted changes (they become part of this change); "
+        "not needed on top of what the previous keyops command wrote",
     )
     parser.add_argument(
         "--pr",
@@ -71,7 +72,7 @@ def open_target(args: argparse.Namespace) -> Target:
     root = repo.find_root(args.repo)
     loader.check_stacks(root, WorktreeSource(root), [args.stack])
     relpath = names.require_client(root, args.stack, args.client)
-    edit.ensure_clean(root, relpath, allow_dirty=args.allow_dirty)
+    builds_on = edit.ensure_clean(root, relpath, allow_dirty=args.allow_dirty)
     rules = settings.load(root)
     sops = Sops(root, timeout=timeout_from_env())
     current, skipped = load_current(root, args.stack, sops)
@@ -95,6 +96,7 @@ def open_target(args: argparse.Namespace) -> Target:
         raw=record.raw,
         sops=sops,
         skipped_stacks=skipped,
+        builds_on=builds_on,
     )
 
 
@@ -147,7 +149,14 @@ def run_change(args: argparse.Namespace, build: Builder) -> int:
         print(f"{target.relpath}: nothing to change")
         return EXIT_OK
     findings = refuse_or_warn(policy_findings(target, proposal), target.relpath)
-    edit.save(target.root, target.relpath, target.raw, proposal.document, target.sops)
+    edit.save(
+        target.root,
+        target.relpath,
+        target.raw,
+        proposal.document,
+        target.sops,
+        by=f"keyops {proposal.action.replace('app-auth-', 'app-auth ')}",
+    )
     try:
         report(target, proposal, findings)
         if args.pr:
@@ -173,6 +182,11 @@ def report(target: Target, proposal: Proposal, findings: list[Finding]) -> None:
         out.write(
             "  approval: this change needs an approving review from a configured approver other "
             "than its author; keyops check enforces it on the pull request\n"
+        )
+    if target.builds_on:
+        out.write(
+            f"  note: this builds on the uncommitted change {target.builds_on} made to "
+            f"{target.relpath}; both are part of this change\n"
         )
     if target.skipped_stacks:
         out.write(
