@@ -21,7 +21,7 @@ from keyops.cli.reporters.text import use_colour
 from keyops.core.dates import NOW_HELP, parse_day
 from keyops.core.errors import EXIT_FINDINGS, EXIT_OK, UsageError
 from keyops.core.findings import has_errors
-from keyops.policy import Context, evaluate, load_adoption, load_reviews
+from keyops.policy import Context, evaluate, load_adoption, load_reviews, steps
 from keyops.policy.diff import Change, changes
 from keyops.policy.rules import Facts
 from keyops.policy.shared_sops import load_change
@@ -86,6 +86,8 @@ def check(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     findings = evaluate(base, head, ctx, rules, root=root)
+    if base_source is not None:
+        findings = steps.explain(findings, root, base_source.commit)
     diff: list[Change] = []
     label = None
     if args.format == "markdown":
