@@ -9,13 +9,15 @@ next ``$`` line are what it prints (stdout and stderr as a terminal shows them),
     file /tmp/web-new.txt = 0123456789abcdef0123\\n89abcdef0123456789ab
     -->
 
-Each transcript starts from a fresh copy of the committed repository's data (``credentials/``,
-``policies/``, ``.sops.yaml``) in a new git repository at ``/tmp/demo`` with one commit on
-``main``, decrypted with the committed TEST-ONLY key, commits by "Alice Sec" dated 2026-11-27,
-and no ``gh`` on PATH. ``/tmp`` stands for a private temporary directory. Commit ids differ on
-every run (sops re-encrypts with fresh randomness), so they are compared as ``<commit>``.
+Each transcript starts from a fresh copy of the committed repository's data
+(``credentials/``, ``keys/``, ``policies/``, ``.sops.yaml``) in a new git repository at
+``/tmp/demo`` with one commit on ``main``, decrypted with the committed TEST-ONLY key, commits
+by "Alice Sec" dated 2026-11-27, and no ``gh`` on PATH. ``/tmp`` stands for a private temporary
+directory. Commit ids differ on every run (sops re-encrypts with fresh randomness), so they are
+compared as ``<commit>``.
 
-``keyops`` commands run in-process; anything else (``git``, ``cat``, ``stat``) runs in bash.
+``keyops`` commands run in-process, after any leading ``NAME=value`` environment assignments;
+anything else (``git``, ``cat``, ``stat``) runs in bash.
 Run the docs test with ``KEYOPS_UPDATE_TRANSCRIPTS=1`` to rewrite the blocks from a real run.
 """
 
@@ -113,7 +115,7 @@ class Session:
     def __init__(self, tmp: Path, files: dict[str, str]) -> None:
         self.tmp = tmp
         self.repo = tmp / "demo"
-        for name in ("credentials", "policies"):
+        for name in ("credentials", "policies", "keys"):
             shutil.copytree(PROJECT / name, self.repo / name)
         shutil.copy(PROJECT / ".sops.yaml", self.repo / ".sops.yaml")
         home = tmp / "home"
@@ -166,13 +168,18 @@ class Session:
     def run(self, command: str) -> list[str]:
         """Run one transcript command; the lines it shows, ``[exit N]`` included."""
         words = shlex.split(self.local(command))
+        assigned = {}
+        while words and re.fullmatch(r"[A-Z_]+=.*", words[0]):
+            name, _, value = words.pop(0).partition("=")
+            assigned[name] = value
         if words[0] == "keyops" and "&&" not in words and "|" not in words:
             stdin = None
             if "<" in words:
                 at = words.index("<")
                 stdin = Path(words[at + 1]).read_text()
                 words = words[:at] + words[at + 2 :]
-            proc = run_in_process(words[1:], env=self.env, cwd=self.repo, input=stdin, merge=True)
+            env = {**self.env, **assigned}
+            proc = run_in_process(words[1:], env=env, cwd=self.repo, input=stdin, merge=True)
             code, out = proc.returncode, proc.stdout
         else:
             code, out = self.shell(command)
