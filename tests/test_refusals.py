@@ -6,6 +6,8 @@ ios-2026-05 retiring; web-2026-06 is web's only, active credential.
 
 from __future__ import annotations
 
+import pytest
+
 from support.lifecycle import pair, revoke, rotate
 from support.repo import KeyRepo
 
@@ -70,42 +72,43 @@ def test_retire_a_pending_or_revoked_credential(keyrepo: KeyRepo) -> None:
     )
 
 
-def test_promote_what_cannot_become_active(keyrepo: KeyRepo) -> None:
-    proc = run(keyrepo, "promote", "--stack", "dev", "--client", "ios", "--id", "ios-2026-11")
-    assert (proc.returncode, proc.stderr) == (
-        1,
-        "error: ios-2026-11 is already active. To replace it, add its successor (keyops rotate "
-        "--stack dev --client ios) and promote that one. Nothing was written.\n",
-    )
-    proc = run(keyrepo, "promote", "--stack", "dev", "--client", "ios", "--id", "ios-2026-05")
-    assert (proc.returncode, proc.stderr) == (
-        1,
-        "error: ios-2026-05 is retiring, and a credential never becomes active again. Add a new "
-        "credential instead (keyops rotate --stack dev --client ios), then promote it. Nothing "
-        "was written.\n",
-    )
-
-
-def test_rollout_of_an_active_credential(keyrepo: KeyRepo) -> None:
-    proc = run(
-        keyrepo, "rollout", "--stack", "dev", "--client", "ios", "--id", "ios-2026-11",
-        "--percent", "50",
-    )  # fmt: skip
-    assert (proc.returncode, proc.stderr) == (
-        1,
-        "error: ios-2026-11 is active: it is already served to every install, and only a pending "
-        "credential has a rollout share. To roll out a new key, add it with a share (keyops "
-        "rotate --stack dev --client ios --rollout-percent N). Nothing was written.\n",
-    )
-
-
-def test_an_unknown_id_suggests_the_closest(keyrepo: KeyRepo) -> None:
-    proc = run(keyrepo, "retire", "--stack", "dev", "--client", "ios", "--id", "ios-2026-5")
-    assert (proc.returncode, proc.stderr) == (
-        2,
-        "error: client ios of stack dev has no credential 'ios-2026-5'. Did you mean "
-        "'ios-2026-05'? Known credentials of ios: ios-2026-11, ios-2026-05.\n",
-    )
+@pytest.mark.parametrize(
+    ("line", "code", "message"),
+    [
+        (
+            ["promote", "--client", "ios", "--id", "ios-2026-11"],
+            1,
+            "ios-2026-11 is already active. To replace it, add its successor (keyops rotate "
+            "--stack dev --client ios) and promote that one. Nothing was written.",
+        ),
+        (
+            ["promote", "--client", "ios", "--id", "ios-2026-05"],
+            1,
+            "ios-2026-05 is retiring, and a credential never becomes active again. Add a new "
+            "credential instead (keyops rotate --stack dev --client ios), then promote it. "
+            "Nothing was written.",
+        ),
+        (
+            ["rollout", "--client", "ios", "--id", "ios-2026-11", "--percent", "50"],
+            1,
+            "ios-2026-11 is active: it is already served to every install, and only a pending "
+            "credential has a rollout share. To roll out a new key, add it with a share (keyops "
+            "rotate --stack dev --client ios --rollout-percent N). Nothing was written.",
+        ),
+        (
+            ["retire", "--client", "ios", "--id", "ios-2026-5"],
+            2,
+            "client ios of stack dev has no credential 'ios-2026-5'. Did you mean "
+            "'ios-2026-05'? Known credentials of ios: ios-2026-11, ios-2026-05.",
+        ),
+    ],
+    ids=["promote-active", "promote-retiring", "rollout-active", "unknown-id"],
+)
+def test_a_move_the_state_does_not_allow(
+    keyrepo: KeyRepo, line: list[str], code: int, message: str
+) -> None:
+    proc = run(keyrepo, line[0], "--stack", "dev", *line[1:])
+    assert (proc.returncode, proc.stdout, proc.stderr) == (code, "", f"error: {message}\n")
 
 
 def test_the_emergency_path_step_by_step(keyrepo: KeyRepo) -> None:

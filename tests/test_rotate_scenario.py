@@ -46,16 +46,8 @@ def test_routine_rotation_end_to_end(keyrepo: KeyRepo, tmp_path: Path) -> None:
 
     base = keyrepo.git("rev-parse", "HEAD")
     # The dates lie ahead of the real clock: the scenario is pinned to the sample's calendar.
-    retire = (
-        "retire",
-        "--stack",
-        "dev",
-        "--client",
-        "web",
-        "--id",
-        "web-2026-06",
-        "--allow-future",
-    )
+    where = ("--stack", "dev", "--client", "web")
+    retire = ("retire", *where, "--id", "web-2026-06", "--allow-future")
     proc = keyrepo.run(*retire, "--now", "2026-12-10")
     assert proc.returncode == 1
     assert proc.stderr.splitlines() == [
