@@ -50,19 +50,21 @@ def decoded_texts(data: bytes) -> list[str]:
 
 def test_build_writes_a_verifiable_bundle(keyrepo: KeyRepo, tmp_path: Path) -> None:
     out = tmp_path / "bundle"
-    proc = build(keyrepo, out, "--now", "2026-11-27T12:00:00Z", "--ttl-days", "7")
+    # Built as of the sample's day, with a lifetime that reaches past the real clock (build
+    # refuses a bundle that is already expired).
+    proc = build(keyrepo, out, "--now", "2026-11-27T12:00:00Z", "--ttl-days", "3650")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith(
         f"built bundle {out / BUNDLE_FILE}: stack dev, version 1, "
         "3 served client(s), 3 signed payload(s), signed by "
-        "dev-sign-2026-11, expires 2026-12-04T12:00:00+00:00"
+        "dev-sign-2026-11, expires 2036-11-24T12:00:00+00:00"
     )
     assert stat.S_IMODE((out / BUNDLE_FILE).stat().st_mode) == 0o600
     assert sorted(p.name for p in out.iterdir()) == ["bundle.jws", "jwks.json"]
     jwks = json.loads((out / "jwks.json").read_text())
     bundle = Bundle.load(out, now=1795780800, jwks=jwks)
     assert (bundle.stack, bundle.bundle_version, bundle.iat) == ("dev", 1, 1795780800)
-    assert bundle.exp == bundle.iat + 7 * 86400
+    assert bundle.exp == bundle.iat + 3650 * 86400
     assert sorted(bundle.clients) == ["android", "ios", "web"]  # server is secret-store
     keys = {c["id"]: c["key"] for c in keyrepo.decrypt("credentials/dev/ios.yaml")["credentials"]}
     ios = bundle.clients["ios"]
@@ -80,7 +82,7 @@ def test_build_writes_a_verifiable_bundle(keyrepo: KeyRepo, tmp_path: Path) -> N
         "cluster": "eu",
         "bundle_version": 1,
         "iat": 1795780800,
-        "exp": 1795780800 + 7 * 86400,
+        "exp": 1795780800 + 3650 * 86400,
         "refresh_after": 3600,
     }
 

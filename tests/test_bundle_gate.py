@@ -15,7 +15,14 @@ def test_an_overdue_rotation_does_not_block_the_bundle(keyrepo: KeyRepo, tmp_pat
     # ... but refusing to rebuild would let the served bundle expire: build still succeeds.
     out = tmp_path / "bundle"
     build = keyrepo.run(
-        "build", "--stack", "dev", "--out", str(out), "--now", "2027-06-01T00:00:00"
+        "build",
+        "--stack",
+        "dev",
+        "--out",
+        str(out),
+        "--now",
+        "2027-06-01T00:00:00",
+        "--allow-future",
     )
     assert build.returncode == 0, build.stderr
     assert (out / "bundle.jws").is_file()

@@ -48,7 +48,7 @@ def test_check_on_the_committed_sample_in_a_fresh_clone(tmp_path: Path) -> None:
     )
     assert proc.stderr == ""
     assert proc.returncode == 0, proc.stdout
-    assert proc.stdout.endswith("in 5 file(s)\n") or proc.stdout.startswith("ok: 5 file(s)")
+    assert proc.stdout.endswith("in 6 file(s)\n") or proc.stdout.startswith("ok: 6 file(s)")
 
 
 def test_both_sides_loading_at_once_still_decrypt_each_blob_once(keyrepo: KeyRepo) -> None:

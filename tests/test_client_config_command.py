@@ -14,7 +14,7 @@ def _ios(repo: KeyRepo) -> dict[str, object]:
     return repo.decrypt("credentials/dev/ios.yaml")
 
 
-def test_prints_the_section_6_document(keyrepo: KeyRepo) -> None:
+def test_prints_the_bootstrap_document(keyrepo: KeyRepo) -> None:
     proc = keyrepo.run("client-config", "--stack", "dev", "--client", "ios")
     assert proc.returncode == 0, proc.stderr
     document = json.loads(proc.stdout)
@@ -35,6 +35,26 @@ def test_prints_the_section_6_document(keyrepo: KeyRepo) -> None:
     assert (pinned["x"], pinned["y"]) == (private["x"], private["y"])
     config = client_config.parse(document)  # the client accepts what the command makes
     assert config.kid == "ios-build-2026a"
+
+
+def test_endpoint_replaces_the_stack_files_endpoints(keyrepo: KeyRepo) -> None:
+    proc = keyrepo.run(
+        "client-config", "--stack", "dev", "--client", "ios",
+        "--endpoint", "https://keys-eu.example.com/", "--endpoint", "http://127.0.0.1:9000",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["endpoints"] == [
+        "https://keys-eu.example.com",
+        "http://127.0.0.1:9000",
+    ]
+    bad = keyrepo.run(
+        "client-config", "--stack", "dev", "--client", "ios", "--endpoint", "keys.example.com"
+    )
+    assert (bad.returncode, bad.stdout) == (2, "")
+    assert bad.stderr == (
+        "error: keyops client-config: argument --endpoint: 'keys.example.com' is not an http(s) "
+        "base URL (e.g. https://keys.example.com). Run 'keyops client-config --help' for usage.\n"
+    )
 
 
 def test_bundled_fallback_is_the_active_credential(keyrepo: KeyRepo) -> None:
@@ -79,8 +99,8 @@ def test_unknown_client_and_stack_are_usage_errors(keyrepo: KeyRepo) -> None:
     proc = keyrepo.run("client-config", "--stack", "dev", "--client", "tvos")
     assert (proc.returncode, proc.stderr) == (
         2,
-        "error: client 'tvos' does not exist in stack 'dev'. "
-        "Known clients: android, ios, server, web.\n",
+        "error: client 'tvos' does not exist in stack 'dev' (no credentials/dev/tvos.yaml). "
+        "Known clients of dev: android, ios, server, web.\n",
     )
     proc = keyrepo.run("client-config", "--stack", "prod", "--client", "ios")
     assert (proc.returncode, proc.stderr) == (
@@ -97,7 +117,8 @@ def test_a_stack_without_endpoints_is_refused(keyrepo: KeyRepo) -> None:
     assert (proc.returncode, proc.stdout) == (1, "")
     assert proc.stderr == (
         "error: stack 'dev' lists no endpoints (credentials/dev/_stack.yaml). "
-        "Add the endpoint base URLs under 'endpoints:' in the stack file.\n"
+        "Add the endpoint base URLs under 'endpoints:' in the stack file, "
+        "or pass --endpoint URL.\n"
     )
 
 
@@ -114,7 +135,5 @@ def test_out_into_a_missing_directory_writes_nothing(keyrepo: KeyRepo) -> None:
 def test_without_a_decryption_key_it_fails_cleanly(keyrepo: KeyRepo) -> None:
     proc = keyrepo.run("client-config", "--stack", "dev", "--client", "ios", key=False)
     assert (proc.returncode, proc.stdout) == (2, "")
-    assert proc.stderr.startswith(
-        "error: no key available here can decrypt credentials/dev/_stack.yaml"
-    )
+    assert proc.stderr.startswith("error: no key here can decrypt credentials/dev/_stack.yaml")
     assert "Traceback" not in proc.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import plistlib
@@ -10,10 +11,17 @@ from pathlib import Path
 
 import pytest
 
+from keyops.store import sample
 from support.lifecycle import revoke
 from support.repo import KeyRepo
 
 ANDROID = "credentials/dev/android.yaml"
+SERVED_WARNING = (
+    "warning: android is a served client: its apps fetch their key from the endpoint, so a key "
+    "compiled into a build from this export would not follow rotations or revocations. For a "
+    "served app build use keyops client-config --stack dev --client android (add "
+    "--bundled-fallback for a last-resort key)."
+)
 
 
 @pytest.fixture
@@ -70,8 +78,24 @@ def test_export_to_a_file(keyrepo: KeyRepo, tmp_path: Path, android: dict[str, s
     out = tmp_path / "Pusher.xcconfig"
     proc = export(keyrepo, "xcconfig", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr == f"wrote xcconfig for dev/android to {out}\n"
+    assert proc.stderr == f"{SERVED_WARNING}\nwrote xcconfig for dev/android to {out}\n"
     assert f"PUSHER_KEY = {android['key']}\n" in out.read_text()
+
+
+def test_only_a_served_client_gets_the_warning(keyrepo: KeyRepo) -> None:
+    served = export(keyrepo, "json")
+    assert (served.returncode, served.stderr) == (0, SERVED_WARNING + "\n")
+    today = dt.date(2026, 11, 20)
+    classic = sample.client_document(
+        "ios-classic",
+        "ios",
+        "bundled",
+        [sample.credential("ios-classic-2026-11", "active", today, activated=today)],
+    )
+    keyrepo.write_doc("credentials/dev/ios-classic.yaml", classic)
+    proc = keyrepo.run("export", "--stack", "dev", "--client", "ios-classic", "--format", "json")
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert json.loads(proc.stdout)["credential_id"] == "ios-classic-2026-11"
 
 
 def test_server_clients_get_no_app_export(keyrepo: KeyRepo) -> None:

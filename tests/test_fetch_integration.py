@@ -32,6 +32,22 @@ def ios_key(served: Served, credential_id: str = "ios-2026-11") -> str:
     return key
 
 
+def test_endpoint_options_replace_the_configured_endpoints(
+    two_servers: Served, tmp_path: Path
+) -> None:
+    # The build carries an endpoint that answers nothing; --endpoint on fetch points it at a
+    # live one instead, as a developer does against a local or staging endpoint.
+    config = tmp_path / "ios.json"
+    nowhere = closed_url()
+    written = write_config(two_servers.repo, config, "ios", "--endpoint", nowhere)
+    assert written["endpoints"] == [nowhere]
+    proc = two_servers.repo.run(
+        "fetch", "--config", str(config), "--endpoint", two_servers.urls[1], *TIMEOUT_ARGS
+    )
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert proc.stdout.endswith(f"source         {two_servers.urls[1]}\n")
+
+
 def test_client_config_to_fetch_round_trip(two_servers: Served, tmp_path: Path) -> None:
     config = tmp_path / "ios.json"
     write_config(two_servers.repo, config)

@@ -54,6 +54,18 @@ def test_history_of_an_unknown_client_is_an_error(keyrepo: KeyRepo) -> None:
     proc = keyrepo.run("history", "--stack", "dev", "--client", "tvos", key=False)
     assert proc.returncode == 2
     assert proc.stderr == (
+        "error: client 'tvos' does not exist in stack 'dev' (no credentials/dev/tvos.yaml). "
+        "Known clients of dev: android, ios, server, web.\n"
+    )
+
+
+def test_history_of_a_file_never_committed_says_so(keyrepo: KeyRepo) -> None:
+    keyrepo.write_bytes(
+        "credentials/dev/tvos.yaml", keyrepo.path("credentials/dev/ios.yaml").read_bytes()
+    )
+    proc = keyrepo.run("history", "--stack", "dev", "--client", "tvos", key=False)
+    assert proc.returncode == 2
+    assert proc.stderr == (
         "error: credentials/dev/tvos.yaml has no history in git. Check --stack and --client; "
         "history covers committed changes only.\n"
     )

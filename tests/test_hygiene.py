@@ -153,6 +153,28 @@ def test_dry_run_reads_but_writes_nothing(keyrepo: KeyRepo, replay: Any) -> None
     assert server.table.calls("POST") == server.table.calls("PATCH") == []
 
 
+def test_dry_run_without_a_token_asks_github_nothing(keyrepo: KeyRepo) -> None:
+    # No GITHUB_TOKEN and no API URL: any request would fail, so success shows none was made.
+    no_token = {"GITHUB_TOKEN": ""}
+    proc = keyrepo.run(
+        "hygiene", "issues", "--repo-slug", SLUG, "--now", "2027-01-20", "--dry-run", env=no_token
+    )
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert proc.stdout.splitlines() == [
+        "note: GITHUB_TOKEN is not set, so the open issues were not read; these are the issues "
+        "that should be open (with a token, --dry-run also says which exist, would change or "
+        "would close)",
+        "would open or keep: Rotate android-2026-03 (dev/android): nearing its maximum age",
+        "would open or keep: Rotate server-2026-01 (dev/server): past its maximum age",
+    ]
+    without_dry_run = keyrepo.run("hygiene", "issues", "--repo-slug", SLUG, env=no_token)
+    assert (without_dry_run.returncode, without_dry_run.stderr) == (
+        2,
+        "error: GITHUB_TOKEN is not set. Export a token with access to the repository (in "
+        "Actions: env: GITHUB_TOKEN: ${{ github.token }}).\n",
+    )
+
+
 def test_an_issue_already_up_to_date_is_left_alone() -> None:
     want = AgeIssue("dev/server-2026-01", SERVER_TITLE, marker("dev/server-2026-01") + "\nbody\n")
     current = {"number": 57, "title": want.title, "body": want.body, "state": "open"}

@@ -15,8 +15,10 @@ from typing import Any
 import pytest
 
 from keyops.policy import RULES, Context, Review, evaluate, in_memory
+from keyops.policy.rules.lifecycle import FIRST_KEY_RULE
 from keyops.store import sample
 from keyops.store.settings import Settings
+from support.repo import PROJECT
 
 TODAY = dt.date(2026, 11, 27)
 HEAD_SHA = "c0ffee" * 6 + "abcd"
@@ -280,10 +282,52 @@ def test_transition_refuses_a_new_credential_that_starts_retired() -> None:
             "transition",
             "error",
             "android-2025-01",
-            "android-2025-01 is new but starts as retired; a new credential starts as pending "
-            "(or active for a client's first key)",
+            f"android-2025-01 is new but starts as retired; {FIRST_KEY_RULE}",
         )
     ]
+
+
+def _new_active(ident: str) -> dict[str, Any]:
+    day = dt.date(2026, 11, 27)
+    return sample.credential(ident, "active", day, activated=day)
+
+
+def test_a_new_credential_starts_active_only_as_the_first_or_in_an_emergency() -> None:
+    def second_active(d: Docs) -> None:
+        d[WEB]["credentials"].insert(0, _new_active("web-2026-11"))
+        cred(d, WEB, 1).update(state="retiring", retiring_since="2026-11-27")
+
+    assert run(second_active, only=("transition",)) == [
+        (
+            "transition",
+            "error",
+            "web-2026-11",
+            f"web-2026-11 is new but starts as active; {FIRST_KEY_RULE}",
+        )
+    ]
+
+    def new_client(d: Docs) -> None:
+        d["credentials/dev/tv.yaml"] = sample.client_document(
+            "tv", "android", "served", [_new_active("tv-2026-11")]
+        )
+
+    assert run(new_client, only=("transition",)) == []
+
+    def emergency(d: Docs) -> None:
+        d[WEB]["credentials"].insert(0, _new_active("web-2026-11"))
+        cred(d, WEB, 1).update(
+            state="revoked", revoked="2026-11-27", reason="leaked", incident="INC-1"
+        )
+
+    assert run(emergency, only=("transition",)) == []
+
+
+def test_the_first_key_rule_is_the_one_docs_policies_states() -> None:
+    text = " ".join((PROJECT / "docs" / "policies.md").read_text().split())
+    sentence = FIRST_KEY_RULE[0].upper() + FIRST_KEY_RULE[1:] + "."
+    section = text.split("### `transition`", 1)[1].split("###", 1)[0]
+    assert sentence in section
+    assert f"is new but starts as active; {FIRST_KEY_RULE}" in section
 
 
 def test_transition_allows_each_step_of_a_rotation() -> None:

@@ -65,6 +65,7 @@ def test_rotate_reads_from_file_and_uses_the_default_id(keyrepo: KeyRepo, tmp_pa
     key, secret = pair()
     source = tmp_path / "pair.txt"
     source.write_text(f"{key}\n{secret}\n")
+    source.chmod(0o600)
     proc = keyrepo.run(
         "rotate",
         "--stack",
@@ -76,13 +77,38 @@ def test_rotate_reads_from_file_and_uses_the_default_id(keyrepo: KeyRepo, tmp_pa
         "--from-file",
         str(source),
     )
-    assert proc.returncode == 0, proc.stderr
+    assert (proc.returncode, proc.stderr) == (0, "")
     cred = keyrepo.decrypt(ANDROID)["credentials"][0]
     assert (cred["id"], cred["state"], cred["key"], cred["secret"]) == (
         "android-2026-12",
         "pending",
         key,
         secret,
+    )
+
+
+def test_a_from_file_others_can_read_gets_a_warning(keyrepo: KeyRepo, tmp_path: Path) -> None:
+    key, secret = pair()
+    source = tmp_path / "pair.txt"
+    source.write_text(f"{key}\n{secret}\n")
+    source.chmod(0o644)
+    proc = rotate(keyrepo, "--from-file", str(source), key="", secret="")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == (
+        f"warning: --from-file {source} is readable by other users (mode 0644); a new secret "
+        "belongs in a file only you can read (chmod 600, or umask 077 before writing it). "
+        "Delete it once keyops has read it.\n"
+    )
+    secret_file = tmp_path / "build.secret"
+    secret_file.write_text(sample.app_auth_secret() + "\n")
+    secret_file.chmod(0o640)
+    proc = keyrepo.run(
+        "app-auth", "rotate", "--stack", "dev", "--client", "web", "--now", "2026-11-27",
+        "--secret-from-file", str(secret_file),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.startswith(
+        f"warning: --secret-from-file {secret_file} is readable by other users (mode 0640);"
     )
 
 
@@ -153,8 +179,8 @@ def test_unknown_client_is_named(keyrepo: KeyRepo) -> None:
     proc = keyrepo.run("promote", "--stack", "dev", "--client", "tvos")
     assert proc.returncode == 2
     assert proc.stderr == (
-        "error: credentials/dev/tvos.yaml does not exist. Known clients of dev: android, ios, "
-        "server, web.\n"
+        "error: client 'tvos' does not exist in stack 'dev' (no credentials/dev/tvos.yaml). "
+        "Known clients of dev: android, ios, server, web.\n"
     )
 
 
@@ -210,8 +236,10 @@ def test_rollout_changes_the_share_and_refuses_out_of_range(keyrepo: KeyRepo) ->
     proc = keyrepo.run(
         "rollout", "--stack", "dev", "--client", "ios", "--id", "ios-2026-11-2", "--percent", "150"
     )
-    assert proc.returncode == 1
-    assert "error[rollout-range]" in proc.stderr
+    assert (proc.returncode, proc.stderr) == (
+        2,
+        "error: --percent 150 is not a share of installs. Use a whole number from 1 to 100.\n",
+    )
     assert keyrepo.decrypt(IOS)["credentials"][0]["rollout_percent"] == 50
 
 
@@ -235,9 +263,11 @@ def test_revoke_active_with_promote_pending(keyrepo: KeyRepo) -> None:
         "2026-11-28",
     )
     refused = keyrepo.run(*args, "--no-promote-pending")
-    assert refused.returncode == 1
-    assert "error[single-active]" in refused.stderr or "error[retire-needs-successor]" in (
-        refused.stderr
+    assert (refused.returncode, refused.stderr) == (
+        1,
+        "error: web-2026-06 is the only active credential of web; revoking it alone would leave "
+        "the client without a key. Promote web-2026-11 in the same change: rerun with "
+        "--promote-pending. Nothing was written.\n",
     )
     assert keyrepo.git("status", "--porcelain") == ""
     proc = keyrepo.run(*args, "--promote-pending")
@@ -402,7 +432,7 @@ def test_revoke_asks_on_a_terminal_whether_to_promote(keyrepo: KeyRepo) -> None:
         assert chunk, f"no prompt; got {prompt!r}"
         prompt += chunk
     assert (
-        prompt == b"web-2026-06 was active. Promote pending web-2026-11 in the same change? [y/N] "
+        prompt == b"web-2026-06 is active. Promote pending web-2026-11 in the same change? [y/N] "
     )
     os.write(master, b"y\n")
     out, _ = proc.communicate(timeout=120)

@@ -45,7 +45,9 @@ def test_routine_rotation_end_to_end(keyrepo: KeyRepo, tmp_path: Path) -> None:
     keyrepo.commit("promote web")
 
     base = keyrepo.git("rev-parse", "HEAD")
-    retire = ("retire", "--stack", "dev", "--client", "web", "--id", "web-2026-06")
+    # The dates lie ahead of the real clock: the scenario is pinned to the sample's calendar.
+    where = ("--stack", "dev", "--client", "web")
+    retire = ("retire", *where, "--id", "web-2026-06", "--allow-future")
     proc = keyrepo.run(*retire, "--now", "2026-12-10")
     assert proc.returncode == 1
     assert proc.stderr.splitlines() == [

@@ -8,14 +8,14 @@ from support.repo import KeyRepo, new_identity, sops_rules
 from support.validate import enc_value, expect_findings, findings, run
 
 WEB = "credentials/dev/web.yaml"
-KEY_SOURCES = (
-    "SOPS_AGE_KEY, SOPS_AGE_KEY_FILE, SOPS_AGE_KEY_CMD, SOPS_AGE_SSH_PRIVATE_KEY_FILE, "
-    "$XDG_CONFIG_HOME/sops/age/keys.txt (default ~/.config/sops/age/keys.txt), AWS credentials "
-    "for KMS (AWS_PROFILE, AWS_ACCESS_KEY_ID, AWS_ROLE_ARN/web identity)"
+NONE_SET = (
+    "none (SOPS_AGE_KEY_FILE, SOPS_AGE_KEY, SOPS_AGE_KEY_CMD, ~/.config/sops/age/keys.txt and "
+    "AWS credentials are all unset)"
 )
 KEY_FIX = (
-    "Provide the private key of one of those recipients (for the dev stack's demo: "
-    "SOPS_AGE_KEY_FILE=keys/dev-TEST-ONLY.agekey), or run with --no-decrypt."
+    "  Point SOPS_AGE_KEY_FILE at a file with the age identity of one of them (several may share "
+    "a file, one per line).\n"
+    "  Or run keyops validate --no-decrypt: only the checks that need no key.\n"
 )
 
 
@@ -118,9 +118,9 @@ def test_no_key_at_all(keyrepo: KeyRepo) -> None:
     proc = run(keyrepo, "validate", key=False)
     assert (proc.returncode, proc.stdout) == (2, "")
     assert proc.stderr == (
-        "error: no key available here can decrypt credentials/dev/_stack.yaml (and 4 more "
-        f"file(s)): it is encrypted to age:{keyrepo.recipient}. sops looked for a private key in "
-        f"{KEY_SOURCES}; none of them is set here. {KEY_FIX}\n"
+        "error: no key here can decrypt credentials/dev/_stack.yaml (and 4 more file(s)).\n"
+        f"  It is encrypted to age:{keyrepo.recipient}.\n"
+        f"  Keys here: {NONE_SET}.\n" + KEY_FIX
     )
 
 
@@ -131,18 +131,49 @@ def test_wrong_key(keyrepo: KeyRepo) -> None:
     proc = run(keyrepo, "validate", WEB, env={"SOPS_AGE_KEY_FILE": str(wrong)})
     assert (proc.returncode, proc.stdout) == (2, "")
     assert proc.stderr == (
-        f"error: no key available here can decrypt {WEB}: it is encrypted to "
-        f"age:{keyrepo.recipient}. sops looked for a private key in {KEY_SOURCES}; set here: "
-        f"SOPS_AGE_KEY_FILE={wrong}, but none holds a key for those recipients. {KEY_FIX}\n"
+        f"error: no key here can decrypt {WEB}.\n"
+        f"  It is encrypted to age:{keyrepo.recipient}.\n"
+        f"  Keys here: SOPS_AGE_KEY_FILE={wrong}, but it holds no key of those recipients.\n"
+        + KEY_FIX
     )
     assert other_identity not in proc.stderr
+
+
+def test_a_key_file_that_does_not_exist_is_named_as_such(keyrepo: KeyRepo) -> None:
+    nowhere = keyrepo.root.parent / "typo.agekey"
+    proc = run(keyrepo, "validate", WEB, env={"SOPS_AGE_KEY_FILE": str(nowhere)})
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert proc.stderr == (
+        f"error: no key here can decrypt {WEB}.\n"
+        f"  It is encrypted to age:{keyrepo.recipient}.\n"
+        f"  Keys here: SOPS_AGE_KEY_FILE={nowhere} (file not found).\n" + KEY_FIX
+    )
+
+
+def test_other_commands_name_no_option_they_lack(keyrepo: KeyRepo) -> None:
+    # --no-decrypt belongs to validate only: check, export and the edits must not offer it.
+    for line in (
+        ["check"],
+        ["export", "--stack", "dev", "--auth-keyring"],
+        ["promote", "--stack", "dev", "--client", "ios"],
+    ):
+        proc = run(keyrepo, *line, key=False)
+        assert proc.returncode == 2, line
+        lines = proc.stderr.splitlines()
+        assert lines[0].startswith("error: no key here can decrypt credentials/dev/"), line
+        assert lines[-1] == (
+            "  Point SOPS_AGE_KEY_FILE at a file with the age identity of one of them (several "
+            "may share a file, one per line)."
+        ), line
+        assert "--no-decrypt" not in proc.stderr
+        assert len(lines) == 4
 
 
 def test_key_given_inline_is_named_not_shown(keyrepo: KeyRepo) -> None:
     other_identity, _ = new_identity()
     proc = run(keyrepo, "validate", WEB, key=False, env={"SOPS_AGE_KEY": other_identity})
     assert proc.returncode == 2
-    assert "set here: SOPS_AGE_KEY, but none holds a key for those recipients." in proc.stderr
+    assert "  Keys here: SOPS_AGE_KEY, but it holds no key of those recipients.\n" in proc.stderr
     assert other_identity not in proc.stderr
 
 

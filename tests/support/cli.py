@@ -37,11 +37,19 @@ def _stream(data: bytes = b"") -> io.TextIOWrapper:
 
 
 def run_in_process(
-    args: Sequence[str], *, env: dict[str, str], cwd: Path, input: str | None = None
+    args: Sequence[str],
+    *,
+    env: dict[str, str],
+    cwd: Path,
+    input: str | None = None,
+    merge: bool = False,
 ) -> subprocess.CompletedProcess[str]:
+    """With ``merge``, stderr goes to the stdout stream, interleaved as on a terminal (the
+    result's ``stdout`` then holds both and ``stderr`` is empty)."""
     from keyops.cli.main import main
 
-    stdin, stdout, stderr = _stream((input or "").encode()), _stream(), _stream()
+    stdin, stdout = _stream((input or "").encode()), _stream()
+    stderr = stdout if merge else _stream()
     saved = sys.stdin, sys.stdout, sys.stderr
     sys.stdin, sys.stdout, sys.stderr = stdin, stdout, stderr
     try:
@@ -52,7 +60,8 @@ def run_in_process(
                 code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
     finally:
         sys.stdin, sys.stdout, sys.stderr = saved
-    out, err = (s.detach().getvalue().decode() for s in (_flushed(stdout), _flushed(stderr)))
+    out = _flushed(stdout).detach().getvalue().decode()
+    err = "" if merge else _flushed(stderr).detach().getvalue().decode()
     return subprocess.CompletedProcess(["keyops", *args], code, out, err)
 
 

@@ -103,6 +103,21 @@ class KeyRepo:
         """Decrypted content of a sample file (a fresh copy to edit and write back)."""
         return self.decrypt(rel)
 
+    def add_stack_without_key(self, stack: str = "prod") -> None:
+        """Commit a stack encrypted to a recipient whose private key is thrown away.
+
+        It stands for a stack whose key this machine does not hold (only CI's does).
+        """
+        _, recipient = new_identity()
+        rules = {"dev": [self.recipient], stack: [recipient]}
+        self.write_bytes(".sops.yaml", sops_rules(rules).encode())
+        today = dt.date(2026, 11, 20)
+        self.write_doc(f"credentials/{stack}/_stack.yaml", sample.stack_document(stack, today))
+        server = sample.dev_stack(today)["server"]
+        server["credentials"][0]["id"] = f"{stack}-server-2026-11"
+        self.write_doc(f"credentials/{stack}/server.yaml", server)
+        self.commit(f"{stack} stack, encrypted to a key this machine lacks")
+
     # -- git -----------------------------------------------------------------------------
     def git(self, *args: str) -> str:
         proc = subprocess.run(

@@ -6,11 +6,13 @@ app builds and ``keyops smoke`` fetches with it as an app would; docs/client.md 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from keyops.build import signing
 from keyops.core.errors import InputError, KeyopsError, PolicyRefused
 from keyops.core.model import AppAuth, ClientFile, Stack
+from keyops.store import names
 from keyops.store.sources import CREDENTIALS_DIR, STACK_FILE
 
 
@@ -26,14 +28,20 @@ def active_app_auth(client: ClientFile) -> AppAuth:
     return newest
 
 
-def bootstrap(stack: Stack, client_name: str, *, bundled_fallback: bool = False) -> dict[str, Any]:
-    """The bootstrap document for one served client of a decrypted stack."""
+def bootstrap(
+    stack: Stack,
+    client_name: str,
+    *,
+    bundled_fallback: bool = False,
+    endpoints: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """The bootstrap document for one served client of a decrypted stack.
+
+    ``endpoints`` replaces the stack file's list (e.g. a staging endpoint, or a local one).
+    """
     client = stack.clients.get(client_name)
     if client is None:
-        raise InputError(
-            f"client {client_name!r} does not exist in stack {stack.name!r}",
-            f"Known clients: {', '.join(sorted(stack.clients)) or 'none'}.",
-        )
+        raise names.unknown_client(stack.name, client_name, sorted(stack.clients))
     if client.delivery != "served":
         raise PolicyRefused(
             f"client {client_name!r} is delivered {client.delivery!r}, not served: it has no "
@@ -47,10 +55,12 @@ def bootstrap(stack: Stack, client_name: str, *, bundled_fallback: bool = False)
             f"stack {stack.name!r} has no {CREDENTIALS_DIR}/{stack.name}/{STACK_FILE}",
             "Create the stack file with its signing key and endpoints.",
         )
-    if not stack_file.endpoints:
+    urls = list(endpoints or stack_file.endpoints)
+    if not urls:
         raise PolicyRefused(
             f"stack {stack.name!r} lists no endpoints ({stack_file.path})",
-            "Add the endpoint base URLs under 'endpoints:' in the stack file.",
+            "Add the endpoint base URLs under 'endpoints:' in the stack file, or pass "
+            "--endpoint URL.",
         )
     auth = active_app_auth(client)
     if auth.secret is None:
@@ -58,7 +68,7 @@ def bootstrap(stack: Stack, client_name: str, *, bundled_fallback: bool = False)
     document: dict[str, Any] = {
         "stack": stack.name,
         "client": client.client,
-        "endpoints": list(stack_file.endpoints),
+        "endpoints": urls,
         "request_auth": {"kid": auth.kid, "alg": "HS256", "secret": auth.secret},
         "pinned_keys": signing.public_jwks(stack_file),
     }

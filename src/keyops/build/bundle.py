@@ -27,7 +27,8 @@ from joserfc import jws
 from keyops.build import signing, stacks
 from keyops.core import b64
 from keyops.core.atomic import PRIVATE, PUBLIC, fsync_dir, write_atomic
-from keyops.core.errors import BundleError, InputError, RepositoryError
+from keyops.core.dates import utcnow
+from keyops.core.errors import BundleError, BundleExpired, InputError, RepositoryError
 from keyops.core.model import ClientFile
 from keyops.protocol.bundle import (
     BUNDLE_FILE,
@@ -64,9 +65,10 @@ def build_bundle(
     """
     if ttl_days < 1:
         raise InputError(f"--ttl-days {ttl_days} is too short", "Use at least 1 day.")
-    moment = now or dt.datetime.now(dt.UTC)
+    moment = now or utcnow()
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
+    refuse_expired(moment, ttl_days)
     model = stacks.load_stack(
         root, stack, purpose="build the bundle", policy_gate=True, now=moment, sops=sops
     )
@@ -137,6 +139,24 @@ def build_bundle(
         {"alg": "ES256", "kid": kid, "typ": BUNDLE_TYP}, _canonical(doc), key, algorithms=["ES256"]
     ).encode()
     return Bundle(stack, version, iat, exp, kid, clients, jwks_doc, raw)
+
+
+def refuse_expired(moment: dt.datetime, ttl_days: int) -> None:
+    """Refuse, before any work, a bundle that would be expired when written (an old --now).
+
+    An endpoint refuses an expired bundle, so writing one would only move the failure to the
+    deploy, or keep a stale bundle serving.
+    """
+    expires = moment + dt.timedelta(days=ttl_days)
+    real = utcnow()
+    if expires <= real:
+        raise BundleExpired(
+            f"refusing to build a bundle that is already expired: as of "
+            f"{moment.isoformat(timespec='seconds')} with a {ttl_days}-day lifetime it expires at "
+            f"{expires.isoformat(timespec='seconds')}, before the real clock "
+            f"({real.isoformat(timespec='seconds')})",
+            "Build without --now (or with a later one), or with a longer --ttl-days.",
+        )
 
 
 def previous_version(out_dir: Path) -> int:

@@ -14,16 +14,15 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from keyops.cli import pr
+from keyops.cli import options, pr
 from keyops.cli.proposal import Proposal, Target
-from keyops.core.dates import NOW_HELP, parse_day
-from keyops.core.errors import EXIT_OK, InputError, Interrupted, Refused
+from keyops.core.errors import EXIT_OK, Interrupted, Refused
 from keyops.core.findings import Finding, Severity
 from keyops.policy import Context, evaluate, replace_document
-from keyops.store import edit, loader, repo, settings
+from keyops.store import edit, loader, names, repo, settings
 from keyops.store.loader import LoadResult
 from keyops.store.sops import Sops, timeout_from_env
-from keyops.store.sources import CREDENTIALS_DIR, WorktreeSource
+from keyops.store.sources import WorktreeSource
 
 #: Rules that are judged at review time, not when the change is made.
 REVIEW_TIME_RULES = frozenset({"approval"})
@@ -35,11 +34,12 @@ Builder = Callable[[Target], Proposal]
 def add_edit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stack", required=True, metavar="S", help="the stack, e.g. dev")
     parser.add_argument("--client", required=True, metavar="C", help="the client, e.g. ios")
-    parser.add_argument("--now", metavar="WHEN", help=NOW_HELP)
+    options.add_now(parser, records=True)
     parser.add_argument(
         "--allow-dirty",
         action="store_true",
-        help="edit even if the file has uncommitted changes (they become part of this change)",
+        help="edit even if the file has uncommitted changes (they become part of this change); "
+        "not needed on top of what the previous keyops command wrote",
     )
     parser.add_argument(
         "--pr",
@@ -68,25 +68,11 @@ def load_current(root: Path, stack: str, sops: Sops) -> tuple[LoadResult, list[s
 
 
 def open_target(args: argparse.Namespace) -> Target:
+    today = options.recorded_now(args).date()  # a bad --now is refused before any work
     root = repo.find_root(args.repo)
-    relpath = f"{CREDENTIALS_DIR}/{args.stack}/{args.client}.yaml"
-    path = root / relpath
-    if not path.is_file():
-        folder = root / CREDENTIALS_DIR / args.stack
-        known = (
-            sorted(p.stem for p in folder.glob("*.yaml") if not p.name.startswith(("_", ".")))
-            if folder.is_dir()
-            else []
-        )
-        if not folder.is_dir():
-            raise InputError(
-                f"stack {args.stack!r} does not exist (no {CREDENTIALS_DIR}/{args.stack}/)",
-                "Check --stack.",
-            )
-        raise InputError(
-            f"{relpath} does not exist", f"Known clients of {args.stack}: {', '.join(known)}."
-        )
-    edit.ensure_clean(root, relpath, allow_dirty=args.allow_dirty)
+    loader.check_stacks(root, WorktreeSource(root), [args.stack])
+    relpath = names.require_client(root, args.stack, args.client)
+    builds_on = edit.ensure_clean(root, relpath, allow_dirty=args.allow_dirty)
     rules = settings.load(root)
     sops = Sops(root, timeout=timeout_from_env())
     current, skipped = load_current(root, args.stack, sops)
@@ -103,13 +89,14 @@ def open_target(args: argparse.Namespace) -> Target:
         stack=args.stack,
         client=args.client,
         relpath=relpath,
-        today=parse_day(args.now),
+        today=today,
         settings=rules,
         current=current,
         document=record.plain,
         raw=record.raw,
         sops=sops,
         skipped_stacks=skipped,
+        builds_on=builds_on,
     )
 
 
@@ -162,7 +149,14 @@ def run_change(args: argparse.Namespace, build: Builder) -> int:
         print(f"{target.relpath}: nothing to change")
         return EXIT_OK
     findings = refuse_or_warn(policy_findings(target, proposal), target.relpath)
-    edit.save(target.root, target.relpath, target.raw, proposal.document, target.sops)
+    edit.save(
+        target.root,
+        target.relpath,
+        target.raw,
+        proposal.document,
+        target.sops,
+        by=f"keyops {proposal.action.replace('app-auth-', 'app-auth ')}",
+    )
     try:
         report(target, proposal, findings)
         if args.pr:
@@ -188,6 +182,11 @@ def report(target: Target, proposal: Proposal, findings: list[Finding]) -> None:
         out.write(
             "  approval: this change needs an approving review from a configured approver other "
             "than its author; keyops check enforces it on the pull request\n"
+        )
+    if target.builds_on:
+        out.write(
+            f"  note: this builds on the uncommitted change {target.builds_on} made to "
+            f"{target.relpath}; both are part of this change\n"
         )
     if target.skipped_stacks:
         out.write(

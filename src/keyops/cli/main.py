@@ -274,6 +274,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help(sys.stderr)
             return EXIT_ERROR
+        # Stack and client names become paths: every command's are checked here, before any
+        # command sees them (``../dev/web`` must never reach the file system).
+        from keyops.store import names
+
+        names.check_arguments(args)
         result: int = args._run(args)
         return result
     except KeyopsError as exc:

@@ -94,6 +94,28 @@ def body(target: Target, proposal: Proposal, summary: str | None) -> str:
     return "\n".join(parts) + "\n"
 
 
+def default_branch(root: Path) -> tuple[str, str] | None:
+    """The branch pull requests normally target, and the ref to compare with: origin's HEAD,
+    else a local main or master."""
+    remote = git.try_text(root, "symbolic-ref", "--quiet", "--short", "refs/remotes/origin/HEAD")
+    if remote:
+        return remote.removeprefix("origin/"), remote
+    for name in ("main", "master"):
+        if git.try_text(root, "rev-parse", "--verify", "--quiet", f"refs/heads/{name}"):
+            return name, name
+    return None
+
+
+def unmerged_base(root: Path, base_branch: str) -> str | None:
+    """The default branch, when ``base_branch`` is another branch not merged into it yet."""
+    found = default_branch(root)
+    if found is None or base_branch in (found[0], "HEAD"):
+        return None
+    name, ref = found
+    merged = git.try_text(root, "merge-base", "--is-ancestor", base_branch, ref)
+    return None if merged is not None else name
+
+
 def _gh_ready() -> bool:
     if shutil.which("gh") is None:
         return False
@@ -115,12 +137,22 @@ def open_pull_request(target: Target, proposal: Proposal) -> None:
     title, _, _ = commit_message(target, proposal).partition("\n")
     _git(root, "add", "--", target.relpath)
     _git(root, "commit", "--quiet", "-m", commit_message(target, proposal), "--", target.relpath)
-    text = body(target, proposal, check_summary(target, base_sha))
+    # The body's keyops check compares against the base the pull request targets, named as
+    # such: on a branch that is not merged yet, that branch (a stacked pull request).
+    base_ref = base_branch if base_branch != "HEAD" else base_sha
+    text = body(target, proposal, check_summary(target, base_ref))
     git_dir = Path(_git(root, "rev-parse", "--absolute-git-dir"))
     body_file = git_dir / "keyops" / f"pr-{branch.replace('/', '-')}.md"
     body_file.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(body_file, text.encode())
     print(f"committed on branch {branch}: {title}")
+    stacked_on = unmerged_base(root, base_branch)
+    if stacked_on is not None:
+        print(
+            f"note: this pull request is stacked on {base_branch}, which is not merged into "
+            f"{stacked_on} yet: its keyops check compares against {base_branch}. Merge that one "
+            "first (one step per pull request)."
+        )
     create = [
         "gh",
         "pr",

@@ -45,3 +45,5 @@ class Target:
     raw: bytes
     sops: Sops
     skipped_stacks: list[str]
+    #: The keyops command whose uncommitted write of this file the edit builds on, if any.
+    builds_on: str | None = None

@@ -147,7 +147,21 @@ class SopsTimeout(SopsError):
 
 
 class NoDecryptionKey(SopsError):
-    pass
+    """No key here decrypts a file (sops exit 128): who can, what was found, what to do.
+
+    Rendered as a few short lines: the error, then each detail on its own indented line.
+    """
+
+    def __init__(self, what: str, details: Sequence[str] = ()) -> None:
+        super().__init__(what)
+        self.details = list(details)
+
+    def hint(self, line: str) -> NoDecryptionKey:
+        """The same error with one more line (a command adds what only it offers)."""
+        return NoDecryptionKey(self.what, [*self.details, line])
+
+    def render(self) -> str:
+        return "\n".join([f"error: {self.what}.", *(f"  {d}" for d in self.details)])
 
 
 class SopsFileError(SopsError):

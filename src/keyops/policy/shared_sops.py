@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from keyops.store import loader
+from keyops.store import loader, names
 from keyops.store.loader import LoadResult, ProgressHook
 from keyops.store.sops import Sops, timeout_from_env
 from keyops.store.sources import GitSource, WorktreeSource
@@ -60,20 +60,49 @@ def load_change(
     *,
     stacks: Iterable[str] | None = None,
     progress: ProgressHook | None = None,
+    skip_stacks_without_key: bool = False,
 ) -> tuple[LoadResult | None, LoadResult]:
     """The base revision (if any) and the working tree, loaded at once with one SharedSops.
 
     One side's parsing overlaps the other's decryption, sops processes stay at one per CPU,
     and each blob is decrypted once: what ``keyops check`` and ``keyops approval`` both need.
+
+    With ``skip_stacks_without_key`` a stack no key here decrypts is left out of both sides
+    (see ``loader.refuse_missing_keys`` for what is still refused); otherwise it raises.
     """
-    sops = SharedSops(root, timeout=timeout_from_env())
     head_source = WorktreeSource(root)
+    known = set(loader.list_stacks(head_source))
+    if base_source is not None:
+        known |= set(loader.list_stacks(base_source))
+    for stack in stacks or []:
+        if stack not in known:
+            raise names.unknown_stack(stack, sorted(known))
+    sops = SharedSops(root, timeout=timeout_from_env())
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="base") as pool:
         pending = (
-            pool.submit(loader.load, root, base_source, stacks=stacks, sops=sops)
+            pool.submit(
+                loader.load,
+                root,
+                base_source,
+                stacks=stacks,
+                sops=sops,
+                skip_stacks_without_key=skip_stacks_without_key,
+            )
             if base_source is not None
             else None
         )
-        head = loader.load(root, head_source, stacks=stacks, sops=sops, progress=progress)
+        head = loader.load(
+            root,
+            head_source,
+            stacks=stacks,
+            sops=sops,
+            progress=progress,
+            skip_stacks_without_key=skip_stacks_without_key,
+        )
         base = pending.result() if pending is not None else None
+    if skip_stacks_without_key:
+        sides = [head] if base is None else [head, base]
+        skipped = loader.refuse_missing_keys(stacks, *sides)
+        for side in sides:
+            loader.drop_stacks(side, skipped)
     return base, head

@@ -3,7 +3,10 @@
 The steps, in order:
 
 1. refuse when the file has uncommitted changes (unless ``allow_dirty``): the edit must be the
-   only change a reviewer sees, and a half-finished hand edit must not be re-encrypted silently;
+   only change a reviewer sees, and a half-finished hand edit must not be re-encrypted silently.
+   Exactly the content the previous keyops edit wrote counts as clean (its hash is recorded
+   under the git directory), so that an emergency revocation can build on the rotation just
+   made without ``--allow-dirty``;
 2. decrypt to memory (sops stdout, never disk);
 3. rebuild the plaintext *from the encrypted file's structure* with a round-trip YAML parser, so
    key order and comments survive, and apply only the intended change on top of it;
@@ -19,6 +22,7 @@ only, and the next edit of the same file removes it.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from pathlib import Path
@@ -28,28 +32,88 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from keyops.core.atomic import PUBLIC, write_atomic
-from keyops.core.errors import RepositoryError, SopsError
+from keyops.core.errors import RepositoryError, SopsError, WriteError
 from keyops.store import git
 from keyops.store.sops import Sops
 
 # -- 1. the working tree must be clean -------------------------------------------------------
 
 
-def ensure_clean(root: Path, relpath: str, *, allow_dirty: bool) -> None:
+def ensure_clean(root: Path, relpath: str, *, allow_dirty: bool) -> str | None:
+    """Refuse a file with uncommitted changes, unless they are exactly what keyops last wrote.
+
+    Returns the keyops command whose uncommitted write this edit builds on (e.g. ``keyops
+    rotate`` before ``keyops revoke --promote-pending`` in an emergency), or None. A hand edit
+    after that write changes the content, and the file counts as dirty again.
+    """
     if allow_dirty:
-        return
+        return None
     status = git.uncommitted(root, relpath)
     if status is None:
         raise RepositoryError(
             f"{root} is not a git repository, so uncommitted changes cannot be detected",
             "Run keyops in the credentials repository, or pass --allow-dirty.",
         )
-    if status:
-        raise RepositoryError(
-            f"{relpath} has uncommitted changes",
-            "Commit or discard them first (git diff -- FILE shows them), or pass --allow-dirty "
-            "to build on top of them.",
-        )
+    if not status:
+        return None
+    writer = last_written_by(root, relpath)
+    if writer is not None:
+        return writer
+    raise RepositoryError(
+        f"{relpath} has uncommitted changes",
+        "Commit or discard them first (git diff -- FILE shows them), or pass --allow-dirty "
+        "to build on top of them.",
+    )
+
+
+# -- what keyops itself wrote ----------------------------------------------------------------
+
+#: Under the git directory: {relpath: {"sha256": <hex of the bytes written>, "by": <command>}}.
+WRITTEN_RECORD = "keyops/written.json"
+
+
+def _record_path(root: Path) -> Path | None:
+    directory = git.git_dir(root)
+    return directory / WRITTEN_RECORD if directory is not None else None
+
+
+def _read_record(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def record_write(root: Path, relpath: str, data: bytes, by: str) -> None:
+    """Remember that ``by`` wrote exactly ``data`` to ``relpath`` (best effort: outside git,
+    or if the record cannot be written, the next edit simply needs a commit or --allow-dirty)."""
+    path = _record_path(root)
+    if path is None:
+        return
+    record = _read_record(path)
+    record[relpath] = {"sha256": hashlib.sha256(data).hexdigest(), "by": by}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, json.dumps(record, indent=2, sort_keys=True).encode())
+    except (OSError, WriteError):
+        return
+
+
+def last_written_by(root: Path, relpath: str) -> str | None:
+    """The command that wrote ``relpath`` as it is now, if keyops wrote exactly these bytes."""
+    path = _record_path(root)
+    entry = _read_record(path).get(relpath) if path is not None else None
+    if not isinstance(entry, dict):
+        return None
+    try:
+        current = hashlib.sha256((root / relpath).read_bytes()).hexdigest()
+    except OSError:
+        return None
+    if current != entry.get("sha256"):
+        return None
+    by = entry.get("by")
+    return by if isinstance(by, str) else "keyops"
 
 
 # -- 3. plaintext from the encrypted file's structure ----------------------------------------
@@ -171,8 +235,21 @@ def write_verified(
     write_atomic(target, ciphertext, mode=mode, verify=decrypts_as_intended)
 
 
-def save(root: Path, relpath: str, before_raw: bytes, document: dict[str, Any], sops: Sops) -> None:
-    """Encrypt ``document`` laid out like ``before_raw`` and replace the file, verified."""
+def save(
+    root: Path,
+    relpath: str,
+    before_raw: bytes,
+    document: dict[str, Any],
+    sops: Sops,
+    *,
+    by: str = "keyops",
+) -> None:
+    """Encrypt ``document`` laid out like ``before_raw`` and replace the file, verified.
+
+    ``by`` (the command, e.g. ``keyops rotate``) is recorded with the hash of what was written,
+    so that the next keyops edit accepts exactly this uncommitted content (:func:`ensure_clean`).
+    """
     plaintext = render_plaintext(before_raw, document)
     ciphertext = sops.encrypt(plaintext, relpath)
     write_verified(root, relpath, ciphertext, document, sops)
+    record_write(root, relpath, ciphertext, by)

@@ -62,6 +62,12 @@ def is_repository(root: Path) -> bool:
     return try_text(root, "rev-parse", "--git-dir") is not None
 
 
+def git_dir(root: Path) -> Path | None:
+    """The repository's private directory (``.git``, or a worktree's), or None outside git."""
+    found = try_text(root, "rev-parse", "--absolute-git-dir")
+    return Path(found) if found else None
+
+
 def head(root: Path) -> str | None:
     """The commit HEAD names, or None (no commits yet, or not a repository)."""
     return try_text(root, "rev-parse", "--verify", "--quiet", "HEAD") or None

@@ -24,7 +24,6 @@ from typing import Any
 
 from keyops.core.dates import parse_date
 from keyops.core.errors import (
-    InputError,
     KeyopsError,
     NoDecryptionKey,
     RepositoryError,
@@ -33,8 +32,8 @@ from keyops.core.errors import (
 )
 from keyops.core.findings import Finding, Severity
 from keyops.core.model import ClientFile, Stack, StackFile
+from keyops.store import names, sopsconfig, yamlload
 from keyops.store import schema as schemas
-from keyops.store import sopsconfig, yamlload
 from keyops.store.sops import Sops, metadata_recipients
 from keyops.store.sources import CREDENTIALS_DIR, STACK_FILE, Entry, GitSource, Source
 
@@ -174,15 +173,10 @@ def check_stacks(root: Path, source: Source, wanted: Iterable[str] | None) -> No
     """Refuse a ``--stack`` that names no stack with files, saying which stacks exist."""
     known = list_stacks(source)
     for stack in wanted or []:
-        if stack in known:
-            continue
-        where = f"{CREDENTIALS_DIR}/{stack}/"
-        if (root / where).is_dir():
-            what = f"stack {stack!r} has no credential files ({where} holds no file)"
-        else:
-            # the wording every other command uses for an unknown stack
-            what = f"stack {stack!r} does not exist (no {where} directory)"
-        raise InputError(what, f"Known stacks: {', '.join(known) or 'none'}.")
+        names.check_stack(stack)
+        if stack not in known:
+            empty = (root / CREDENTIALS_DIR / stack).is_dir()
+            raise names.unknown_stack(stack, known, empty=empty)
 
 
 def load(
@@ -288,6 +282,43 @@ def load(
     build_models(result)
     result.findings.sort(key=lambda f: (f.path, f.line or 0, f.pointer, f.rule, f.message))
     return result
+
+
+def refuse_missing_keys(named: Iterable[str] | None, *results: LoadResult) -> list[str]:
+    """The stacks skipped for want of a key, after refusing what cannot be skipped.
+
+    For loads with ``skip_stacks_without_key``: a stack named with ``--stack`` that no key here
+    decrypts, or a run where no stack at all could be decrypted, raises that stack's
+    :class:`NoDecryptionKey` (exit 2). Otherwise the skipped stacks are returned, to be named.
+    """
+    missing: dict[str, NoDecryptionKey] = {}
+    for result in results:
+        for stack, error in result.missing_keys.items():
+            missing.setdefault(stack, error)
+    for stack in named or []:
+        if stack in missing:
+            raise missing[stack]
+    decrypted = any(r.plain is not None for result in results for r in result.records.values())
+    if missing and not decrypted:
+        first, *rest = sorted(missing)
+        error = missing[first]
+        raise (
+            error.hint(f"No key here decrypts stack(s) {', '.join(rest)} either.")
+            if rest
+            else error
+        )
+    return sorted(missing)
+
+
+def drop_stacks(result: LoadResult, stacks: Iterable[str]) -> None:
+    """Leave ``stacks`` out of a loaded result (their files' findings so far are kept).
+
+    When one side of a comparison lacks a stack's key, the other side must lose that stack too,
+    or the policy engine would see its credentials appear or disappear.
+    """
+    gone = set(stacks)
+    result.records = {p: r for p, r in result.records.items() if r.stack not in gone}
+    result.stacks = {name: s for name, s in result.stacks.items() if name not in gone}
 
 
 def _sops_config(root: Path, source: Source) -> sopsconfig.SopsConfig:

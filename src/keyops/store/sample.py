@@ -188,3 +188,25 @@ def dev_stack(today: dt.date) -> dict[str, dict[str, Any]]:
             [credential("server-2026-01", "active", d("2026-01-12"), activated=d("2026-01-13"))],
         ),
     }
+
+
+def demo_clients() -> dict[str, dict[str, Any]]:
+    """Clients the committed dev stack holds besides :func:`dev_stack`, for the runbooks.
+
+    ``ios-classic`` is an app that compiles its key in (``delivery: bundled``): the rotation of
+    a bundled key in docs/rotation.md runs on it. Tests build their repositories from
+    :func:`dev_stack` alone, so their expectations do not depend on these.
+    """
+    d = dt.date.fromisoformat
+    return {
+        "ios-classic": client_document(
+            "ios-classic",
+            "ios",
+            "bundled",
+            [
+                credential(
+                    "ios-classic-2026-02", "active", d("2026-02-02"), activated=d("2026-02-03")
+                )
+            ],
+        ),
+    }

@@ -46,15 +46,8 @@ from keyops.core.errors import (
 PINNED_VERSION = "3.11"
 DEFAULT_TIMEOUT = 60.0
 
-#: Where sops looks for keys, named in the "no key" error so users know what to set.
-KEY_SOURCES = (
-    "SOPS_AGE_KEY",
-    "SOPS_AGE_KEY_FILE",
-    "SOPS_AGE_KEY_CMD",
-    "SOPS_AGE_SSH_PRIVATE_KEY_FILE",
-    "$XDG_CONFIG_HOME/sops/age/keys.txt (default ~/.config/sops/age/keys.txt)",
-    "AWS credentials for KMS (AWS_PROFILE, AWS_ACCESS_KEY_ID, AWS_ROLE_ARN/web identity)",
-)
+#: The committed identity of the dev demo stack, named in the "no key" error for that stack.
+DEV_DEMO_KEY = "keys/dev-TEST-ONLY.agekey"
 
 _VERSION_RE = re.compile(r"sops (\d+\.\d+\.\d+)")
 _version_lock = threading.Lock()
@@ -294,15 +287,28 @@ class Sops:
     def no_key_error(
         self, label: str, ciphertext: bytes | None = None, *, more: int = 0
     ) -> NoDecryptionKey:
-        """The exit-2 error for "no key can decrypt": who can, and where sops looked."""
+        """The exit-2 error for "no key can decrypt": who can, what is here, what to do.
+
+        It names no command option: a command that offers a way around (``validate
+        --no-decrypt``) adds it with :meth:`NoDecryptionKey.hint`.
+        """
         recipients = self._recipients_of(label, ciphertext)
         others = f" (and {more} more file(s))" if more else ""
+        fix = (
+            "Point SOPS_AGE_KEY_FILE at a file with the age identity of one of them (several "
+            "may share a file, one per line)"
+        )
+        if any(r.startswith("kms:") for r in recipients.entries):
+            fix += ", or use AWS credentials allowed to decrypt with the KMS key"
+        if label.startswith("credentials/dev/") and (self.root / DEV_DEMO_KEY).is_file():
+            fix += f". The dev demo's key is {DEV_DEMO_KEY}"
         return NoDecryptionKey(
-            f"no key available here can decrypt {label}{others}: it is encrypted to "
-            f"{recipients.describe()}. sops looked for a private key in {', '.join(KEY_SOURCES)}; "
-            f"{describe_key_sources(self.env)}",
-            "Provide the private key of one of those recipients (for the dev stack's demo: "
-            "SOPS_AGE_KEY_FILE=keys/dev-TEST-ONLY.agekey), or run with --no-decrypt.",
+            f"no key here can decrypt {label}{others}",
+            [
+                f"It is encrypted to {recipients.describe()}.",
+                f"Keys here: {describe_key_sources(self.env)}.",
+                fix + ".",
+            ],
         )
 
     def _recipients_of(self, label: str, ciphertext: bytes | None) -> Recipients:
@@ -429,14 +435,19 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
 
 
 def describe_key_sources(env: Mapping[str, str]) -> str:
-    """Which key sources are set, without ever showing a key (paths only)."""
+    """The key sources set here and whether their files exist, without ever showing a key."""
     found: list[str] = []
+    missing: list[str] = []
     for name in ("SOPS_AGE_KEY", "SOPS_AGE_KEY_CMD"):
         if env.get(name):
             found.append(name)
     for name in ("SOPS_AGE_KEY_FILE", "SOPS_AGE_SSH_PRIVATE_KEY_FILE"):
         if env.get(name):
-            found.append(f"{name}={env[name]}")
+            path = Path(env[name]).expanduser()
+            if path.is_file():
+                found.append(f"{name}={env[name]}")
+            else:
+                missing.append(f"{name}={env[name]} (file not found)")
     config_home = env.get("XDG_CONFIG_HOME") or (
         str(Path(env["HOME"]) / ".config") if env.get("HOME") else ""
     )
@@ -444,9 +455,15 @@ def describe_key_sources(env: Mapping[str, str]) -> str:
         found.append(str(Path(config_home) / "sops" / "age" / "keys.txt"))
     if any(env.get(name) for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_ROLE_ARN")):
         found.append("AWS credentials")
-    if not found:
-        return "none of them is set here"
-    return f"set here: {', '.join(found)}, but none holds a key for those recipients"
+    if found:
+        holds = "it holds" if len(found) == 1 else "they hold"
+        return ", ".join(missing + found) + f", but {holds} no key of those recipients"
+    if missing:
+        return ", ".join(missing)
+    return (
+        "none (SOPS_AGE_KEY_FILE, SOPS_AGE_KEY, SOPS_AGE_KEY_CMD, "
+        "~/.config/sops/age/keys.txt and AWS credentials are all unset)"
+    )
 
 
 def timeout_from_env() -> float:

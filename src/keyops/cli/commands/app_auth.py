@@ -15,6 +15,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from keyops.cli import secret_input
 from keyops.cli.change import add_edit_arguments, run_change
 from keyops.cli.proposal import Proposal, Target
 from keyops.core import lifecycle
@@ -45,6 +46,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def _read_secret(path: Path) -> str:
+    secret_input.warn_if_readable_by_others(path, "--secret-from-file")
     try:
         value = path.read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError):

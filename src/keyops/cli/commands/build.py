@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from keyops.build.bundle import build_bundle, previous_version, write_bundle
-from keyops.core.dates import NOW_HELP, parse_now
+from keyops.cli import options
 from keyops.core.errors import EXIT_OK
 from keyops.protocol.bundle import DEFAULT_TTL_DAYS
 from keyops.store import repo
@@ -31,12 +31,12 @@ def register(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help=f"days until the bundle and its payloads expire (default {DEFAULT_TTL_DAYS})",
     )
-    parser.add_argument("--now", metavar="WHEN", help=NOW_HELP)
+    options.add_now(parser, records=True)
 
 
 def build(args: argparse.Namespace) -> int:
     root = repo.find_root(args.repo)
-    now = parse_now(args.now)
+    now = options.recorded_now(args)
     bundle = build_bundle(
         root,
         args.stack,

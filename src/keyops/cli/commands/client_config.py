@@ -1,4 +1,4 @@
-"""``keyops client-config``: the bootstrap JSON an app build carries .
+"""``keyops client-config``: the bootstrap JSON an app build carries.
 
 It holds the stack and client names, the endpoints in the order to try them, the request-auth
 HMAC key of the client's active ``app_auth`` entry, and the stack's public signing keys to pin.
@@ -16,6 +16,7 @@ from pathlib import Path
 
 from keyops.build.bootstrap import bootstrap
 from keyops.build.stacks import load_stack
+from keyops.cli import options
 from keyops.core.atomic import PRIVATE, write_atomic
 from keyops.core.errors import EXIT_OK, InputError
 from keyops.store import repo
@@ -27,6 +28,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", type=Path, metavar="FILE", help="write here (mode 0600) instead of stdout"
     )
+    options.add_endpoint(parser, "the stack file's endpoints")
     parser.add_argument(
         "--bundled-fallback",
         action="store_true",
@@ -37,7 +39,9 @@ def register(parser: argparse.ArgumentParser) -> None:
 def client_config(args: argparse.Namespace) -> int:
     root = repo.find_root(args.repo)
     stack = load_stack(root, args.stack, purpose="write the client config")
-    document = bootstrap(stack, args.client, bundled_fallback=args.bundled_fallback)
+    document = bootstrap(
+        stack, args.client, bundled_fallback=args.bundled_fallback, endpoints=args.endpoint
+    )
     text = json.dumps(document, indent=2) + "\n"
     if args.out is None:
         if sys.stdout.isatty():

@@ -23,11 +23,11 @@ from pathlib import Path
 from keyops.build.keyring import build_keyring
 from keyops.build.stacks import load_stack
 from keyops.core.atomic import PRIVATE, PUBLIC, write_atomic
-from keyops.core.errors import EXIT_OK, InputError, PolicyRefused, UsageError
+from keyops.core.errors import EXIT_OK, PolicyRefused, UsageError
 from keyops.core.model import ClientFile, Stack
 from keyops.protocol.client_view import client_view
-from keyops.store import loader, repo
-from keyops.store.sources import CREDENTIALS_DIR, WorktreeSource
+from keyops.store import loader, names, repo
+from keyops.store.sources import WorktreeSource
 
 FORMATS = ("json", "plist", "xcconfig", "properties", "env")
 
@@ -50,10 +50,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 def app_values(stack: Stack, client_name: str) -> dict[str, str]:
     client = stack.clients.get(client_name)
     if client is None:
-        raise InputError(
-            f"stack {stack.name} has no client {client_name!r}",
-            f"Known clients: {', '.join(sorted(stack.clients)) or 'none'}.",
-        )
+        raise names.unknown_client(stack.name, client_name, sorted(stack.clients))
     if client.delivery == "secret-store":
         raise UsageError(
             f"{client_name} is a server (secret-store) client; app builds get no server key",
@@ -67,6 +64,15 @@ def app_values(stack: Stack, client_name: str) -> dict[str, str]:
         )
     view = client_view(client, active[0])
     return {name: view[name] for name in ("stack", "client", "credential_id", "key", "cluster")}
+
+
+def served_warning(stack: str, client: str) -> str:
+    return (
+        f"warning: {client} is a served client: its apps fetch their key from the endpoint, so "
+        "a key compiled into a build from this export would not follow rotations or "
+        f"revocations. For a served app build use keyops client-config --stack {stack} "
+        f"--client {client} (add --bundled-fallback for a last-resort key)."
+    )
 
 
 def render(values: dict[str, str], fmt: str) -> bytes:
@@ -130,14 +136,14 @@ def export(args: argparse.Namespace) -> int:
             "export needs --client C and --format F, or --auth-keyring",
             f"Formats: {', '.join(FORMATS)}.",
         )
-    relpath = f"{CREDENTIALS_DIR}/{args.stack}/{args.client}.yaml"
     loader.check_stacks(root, WorktreeSource(root), [args.stack])
-    if not (root / relpath).is_file():
-        raise InputError(f"{relpath} does not exist", "Check --client.")
+    relpath = names.require_client(root, args.stack, args.client)
     model = load_stack(root, args.stack, purpose="export", only=relpath)
     values = app_values(model, args.client)
     note = release_note(model.clients[args.client], values["credential_id"], args.app_version)
     data = render(values, args.format)
+    if model.clients[args.client].delivery == "served":
+        print(served_warning(args.stack, args.client), file=sys.stderr)
     if args.out is None:
         sys.stdout.buffer.write(data)
     else:

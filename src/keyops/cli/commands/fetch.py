@@ -9,10 +9,12 @@ are listed on stderr. Exit 0 with a usable key, 1 with none, 2 when the config i
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
 
+from keyops.cli import options
 from keyops.client import config as client_config
 from keyops.client.cache import Cache
 from keyops.client.fetcher import Attempt, Fetcher, Policy, Result
@@ -28,6 +30,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="the bootstrap JSON from 'keyops client-config'",
     )
+    options.add_endpoint(parser, "the config's endpoints")
     parser.add_argument(
         "--cache",
         type=Path,
@@ -102,6 +105,8 @@ def fetch(args: argparse.Namespace) -> int:
     if args.timeout <= 0 or args.rounds < 1:
         raise UsageError("--timeout must be > 0 and --rounds >= 1", "")
     config = client_config.load(args.config)
+    if args.endpoint:
+        config = dataclasses.replace(config, endpoints=tuple(args.endpoint))
     identity = Identity(args.app_version, args.install_id or new_install_id(), args.held)
     fetcher = Fetcher(
         config,

@@ -13,10 +13,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from keyops.core.errors import EXIT_OK, InputError
-from keyops.store import git, repo
+from keyops.store import history as store_history
+from keyops.store import names, repo
 from keyops.store.sources import CREDENTIALS_DIR
 
 
@@ -33,26 +32,6 @@ class Event:
     author: str
     credential: str
     transition: str
-
-
-def _states(text: str | None) -> dict[str, dict[str, Any]]:
-    """``{"<id>": {...cleartext fields}}`` for credentials and app_auth (secrets dropped)."""
-    if text is None:
-        return {}
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return {}
-    out: dict[str, dict[str, Any]] = {}
-    if not isinstance(data, dict):
-        return out
-    for section, field, prefix in (("credentials", "id", ""), ("app_auth", "kid", "app_auth ")):
-        for item in data.get(section) or []:
-            if isinstance(item, dict) and isinstance(item.get(field), str):
-                out[prefix + item[field]] = {
-                    k: v for k, v in item.items() if k not in ("key", "secret")
-                }
-    return out
 
 
 def _describe(before: dict[str, Any] | None, after: dict[str, Any] | None) -> str | None:
@@ -72,25 +51,16 @@ def _describe(before: dict[str, Any] | None, after: dict[str, Any] | None) -> st
 
 
 def events(root: Path, relpath: str) -> list[Event]:
-    log = git.text(
-        root,
-        "log",
-        "--reverse",
-        "--format=%H%x1f%as%x1f%an",
-        "--",
-        relpath,
-        fix="Run keyops history inside the git repository.",
-    )
     out: list[Event] = []
     previous: dict[str, dict[str, Any]] = {}
-    for line in log.splitlines():
-        sha, date, author = line.split("\x1f")
-        blob = git.show(root, sha, relpath)
-        current = _states(blob.decode("utf-8", "replace") if blob is not None else None)
+    for revision in store_history.revisions(root, relpath):
+        current = revision.states
         for ident in [*previous, *(i for i in current if i not in previous)]:
             change = _describe(previous.get(ident), current.get(ident))
             if change:
-                out.append(Event(sha[:12], date, author, ident, change))
+                out.append(
+                    Event(revision.commit[:12], revision.date, revision.author, ident, change)
+                )
         previous = current
     return out
 
@@ -108,6 +78,11 @@ def history(args: argparse.Namespace) -> int:
     root = repo.find_root(args.repo)
     relpath = f"{CREDENTIALS_DIR}/{args.stack}/{args.client}.yaml"
     items = events(root, relpath)
+    if not items and not (root / relpath).is_file():
+        # Neither in git nor on disk: most likely a typo, so answer like every other command.
+        if not (root / CREDENTIALS_DIR / args.stack).is_dir():
+            raise names.unknown_stack(args.stack, names.stacks_in(root))
+        raise names.unknown_client(args.stack, args.client, names.clients_in(root, args.stack))
     if not items:
         raise InputError(
             f"{relpath} has no history in git",

@@ -15,7 +15,8 @@
     input ``stack``), so the rebuild and redeploy go through the same environments, reviewers and
     concurrency groups as every other deploy.
 
-Both use the GitHub REST API with the token from ``GITHUB_TOKEN`` (never sent to endpoints).
+Both use the GitHub REST API with the token from ``GITHUB_TOKEN`` (never sent to endpoints);
+``issues --dry-run`` without a token lists the issues that should be open without asking GitHub.
 Exit codes: 0 done and nothing left undone; 1 a stack needs a redeploy that was not dispatched,
 or an endpoint could not be asked; 2 usage or environment errors.
 """
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import re
 import urllib.error
 import urllib.request
@@ -33,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from keyops.cli.github import GitHub
+from keyops.cli.github import GitHub, check_slug
 from keyops.core.dates import NOW_HELP, parse_day, parse_now
 from keyops.core.errors import EXIT_FINDINGS, EXIT_OK, KeyopsError, UsageError
 from keyops.core.findings import Finding, Severity
@@ -59,7 +61,10 @@ def register(parser: argparse.ArgumentParser) -> None:
     issues.add_argument("--now", metavar="WHEN", help=NOW_HELP)
     issues.add_argument("--label", default=LABEL, help=f"issue label (default {LABEL})")
     issues.add_argument(
-        "--dry-run", action="store_true", help="say what would change, change nothing"
+        "--dry-run",
+        action="store_true",
+        help="say what would change, change nothing (without GITHUB_TOKEN: list the issues "
+        "that should be open, without asking GitHub)",
     )
     bundles = chores.add_parser(
         "bundles", help="find stacks whose served bundle expires soon; dispatch their redeploy"
@@ -324,13 +329,23 @@ def bundles_chore(args: argparse.Namespace) -> int:
     return EXIT_FINDINGS if unreachable else EXIT_OK
 
 
-def issues_chore(args: argparse.Namespace, github: GitHub) -> int:
+def issues_chore(args: argparse.Namespace, github: GitHub | None) -> int:
+    """``github`` is None only for a dry run without a token: then GitHub is not asked at all."""
     root = repo.find_root(args.repo)
     today = parse_day(args.now)
     wanted = wanted_issues(root, args.stack, today)
     scope = set(args.stack) if args.stack else None
-    for line in sync_issues(github, wanted, scope, args.label, today, dry_run=args.dry_run):
-        print(line)
+    if github is None:
+        print(
+            "note: GITHUB_TOKEN is not set, so the open issues were not read; these are the "
+            "issues that should be open (with a token, --dry-run also says which exist, would "
+            "change or would close)"
+        )
+        for _key, want in sorted(wanted.items()):
+            print(f"would open or keep: {want.title}")
+    else:
+        for line in sync_issues(github, wanted, scope, args.label, today, dry_run=args.dry_run):
+            print(line)
     if not wanted:
         print("no credential is near its maximum age")
     return EXIT_OK
@@ -338,7 +353,9 @@ def issues_chore(args: argparse.Namespace, github: GitHub) -> int:
 
 def hygiene(args: argparse.Namespace) -> int:
     if args.chore == "issues":
-        return issues_chore(args, GitHub.from_env(args.repo_slug))
+        offline = args.dry_run and not os.environ.get("GITHUB_TOKEN")
+        check_slug(args.repo_slug)
+        return issues_chore(args, None if offline else GitHub.from_env(args.repo_slug))
     if args.chore == "bundles":
         return bundles_chore(args)
     raise KeyopsError(f"unknown chore {args.chore!r}", "Use issues or bundles.")  # pragma: no cover

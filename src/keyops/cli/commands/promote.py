@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 
+from keyops.cli import refusals
 from keyops.cli.change import add_edit_arguments, run_change
 from keyops.cli.proposal import Proposal, Target
 from keyops.core import lifecycle
@@ -27,6 +28,7 @@ def retire_hint(target: Target, ident: str, since: dt.date) -> str:
 def promote(args: argparse.Namespace) -> int:
     def build(target: Target) -> Proposal:
         ident = lifecycle.pick_pending(target.document, args.id)
+        refusals.promote(target, ident)
         document, demoted = lifecycle.promote(target.document, ident, target.today)
         changes = [f"{ident}: pending → active (activated {target.today.isoformat()})"]
         changes += [

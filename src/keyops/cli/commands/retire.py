@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from keyops.cli import refusals
 from keyops.cli.change import add_edit_arguments, run_change, tombstone_hint
 from keyops.cli.proposal import Proposal, Target
 from keyops.core import lifecycle
@@ -30,6 +31,7 @@ def retire(args: argparse.Namespace) -> int:
         adoption = load_adoption(args.adoption)
 
     def build(target: Target) -> Proposal:
+        refusals.retire(target, args.id)
         before = lifecycle.lookup(target.document, args.id)
         document = lifecycle.retire(target.document, args.id, target.today)
         share = (

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from keyops.cli import refusals
 from keyops.cli.change import add_edit_arguments, run_change, tombstone_hint
 from keyops.cli.proposal import Proposal, Target
 from keyops.core import lifecycle
@@ -38,21 +39,24 @@ def _ask(question: str) -> bool:
 
 def revoke(args: argparse.Namespace) -> int:
     def build(target: Target) -> Proposal:
-        before = lifecycle.lookup(target.document, args.id)
-        document = lifecycle.revoke(
-            target.document, args.id, target.today, args.reason, args.incident
-        )
-        state = before.get("state") if before else None
-        changes = [f"{args.id}: {state} → revoked ({args.incident})"]
-        pending = lifecycle.in_state(document, "pending")
-        hint = ""
-        if state == "active" and len(pending) == 1:
-            candidate = str(pending[0]["id"])
+        before = refusals.current(target, args.id)
+        state = before.get("state")
+        pending = lifecycle.in_state(target.document, "pending")
+        candidate = str(pending[0]["id"]) if len(pending) == 1 else None
+        choice = False
+        if state == "active" and candidate is not None:
             choice = args.promote_pending
             if choice is None and sys.stdin.isatty():
                 choice = _ask(
-                    f"{args.id} was active. Promote pending {candidate} in the same change?"
+                    f"{args.id} is active. Promote pending {candidate} in the same change?"
                 )
+        refusals.revoke(target, args.id, promotes=bool(choice))
+        document = lifecycle.revoke(
+            target.document, args.id, target.today, args.reason, args.incident
+        )
+        changes = [f"{args.id}: {state} → revoked ({args.incident})"]
+        hint = ""
+        if state == "active" and candidate is not None:
             if choice:
                 document, _ = lifecycle.promote(document, candidate, target.today)
                 changes.append(f"{candidate}: pending → active (activated {target.today})")

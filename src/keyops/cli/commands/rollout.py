@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from keyops.cli import refusals
 from keyops.cli.change import add_edit_arguments, run_change
 from keyops.cli.proposal import Proposal, Target
 from keyops.core import lifecycle
@@ -17,6 +18,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def rollout(args: argparse.Namespace) -> int:
     def build(target: Target) -> Proposal:
+        refusals.rollout(target, args.id, args.percent)
         before = lifecycle.lookup(target.document, args.id)
         document = lifecycle.rollout(target.document, args.id, args.percent)
         old = before.get("rollout_percent")

@@ -1,4 +1,8 @@
-"""``keyops validate``: is the credential repository readable, well-formed and safely encrypted?"""
+"""``keyops validate``: is the credential repository readable, well-formed and safely encrypted?
+
+A machine may hold the keys of some stacks only: the others get the checks that need no key,
+and are named on stderr. Exit 2 when no stack can be decrypted, or a ``--stack`` cannot.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,13 @@ from keyops.cli import reporters
 from keyops.cli.progress import Progress
 from keyops.cli.reporters import FORMATS, Report
 from keyops.cli.reporters.text import use_colour
-from keyops.core.errors import EXIT_FINDINGS, EXIT_OK, InputError
+from keyops.core.errors import EXIT_FINDINGS, EXIT_OK, InputError, NoDecryptionKey
 from keyops.core.findings import has_errors
 from keyops.store import loader, repo
 from keyops.store.sops import Sops, timeout_from_env
 from keyops.store.sources import CREDENTIALS_DIR, WorktreeSource
+
+NO_DECRYPT_HINT = "Or run keyops validate --no-decrypt: only the checks that need no key."
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -62,9 +68,21 @@ def validate(args: argparse.Namespace) -> int:
             decrypt=not args.no_decrypt,
             sops=None if args.no_decrypt else Sops(root, timeout=timeout_from_env()),
             progress=progress,
+            skip_stacks_without_key=True,
         )
     finally:
         progress.close()
+    try:
+        skipped = loader.refuse_missing_keys(args.stack, result)
+    except NoDecryptionKey as exc:
+        raise exc.hint(NO_DECRYPT_HINT) from None
+    for stack in skipped:
+        print(
+            f"note: stack {stack}: only the checks that need no key ran (YAML, encryption, "
+            f"recipients), since no key here can decrypt it (keyops validate --stack {stack} "
+            "names who can).",
+            file=sys.stderr,
+        )
     report = Report(
         result.findings,
         result.file_count,

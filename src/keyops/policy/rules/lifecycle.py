@@ -17,8 +17,12 @@ ALLOWED: dict[str, frozenset[str]] = {
     "retired": frozenset(),
     "revoked": frozenset(),
 }
-#: States a credential may have when it first appears.
-INITIAL: frozenset[str] = frozenset({"pending", "active"})
+#: The rule for a credential's first state, word for word as docs/policies.md states it.
+FIRST_KEY_RULE = (
+    "a new credential starts as pending; it may start as active only as its client's first "
+    "credential, or in the same change that revokes the client's active credential (the "
+    "emergency path)"
+)
 
 
 def allowed_moves(state: str) -> str:
@@ -30,7 +34,8 @@ def allowed_moves(state: str) -> str:
     "transition",
     Severity.ERROR,
     "Credentials move only along pending → active → retiring → retired, or to revoked; no "
-    "state is skipped and nothing comes back.",
+    "state is skipped and nothing comes back. A new credential starts as pending, except a "
+    "client's first one or the replacement in an emergency revocation.",
     "Move one step per change (e.g. active → retiring, then retiring → retired).",
     history_free=False,
 )
@@ -46,14 +51,32 @@ def transition(facts: Facts) -> Iterable[Finding]:
                 suffix=".state",
             )
     for head in facts.added():
-        if head.cred.state not in INITIAL:
-            yield transition.at(
-                facts,
-                head,
-                f"{head.cred.id} is new but starts as {head.cred.state}; a new credential starts "
-                "as pending (or active for a client's first key)",
-                suffix=".state",
-            )
+        state = head.cred.state
+        if state == "pending" or (state == "active" and may_start_active(facts, head)):
+            continue
+        yield transition.at(
+            facts,
+            head,
+            f"{head.cred.id} is new but starts as {state}; {FIRST_KEY_RULE}",
+            suffix=".state",
+        )
+
+
+def may_start_active(facts: Facts, head: Located) -> bool:
+    """The two cases of FIRST_KEY_RULE: the client's first credential, or the emergency path."""
+    client = head.client
+    base_stack = facts.base.stacks.get(client.stack) if facts.base is not None else None
+    before = base_stack.clients.get(client.client) if base_stack is not None else None
+    if before is None:
+        # No model in the base: a new client, unless its file is there but unreadable.
+        return facts.base is None or client.path not in facts.base.records
+    if not before.credentials:
+        return True
+    return any(
+        base.cred.state == "active" and now.cred.state == "revoked"
+        for base, now in facts.pairs()
+        if now.client.path == client.path
+    )
 
 
 @rule(
