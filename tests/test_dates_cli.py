@@ -13,7 +13,7 @@ from support.lifecycle import pair
 from support.repo import KeyRepo
 
 #: Commands that write a date into a file or a bundle: each takes --allow-future.
-RECORDING = {"rotate", "promote", "retire", "revoke", "rollout", "app-auth", "build"}
+RECORDING = {"rotate", "promote", "retire", "revoke", "rollout", "app-auth", "build", "release"}
 
 
 def _today() -> str:

@@ -94,7 +94,13 @@ def test_only_a_served_client_gets_the_warning(keyrepo: KeyRepo) -> None:
     )
     keyrepo.write_doc("credentials/dev/ios-classic.yaml", classic)
     proc = keyrepo.run("export", "--stack", "dev", "--client", "ios-classic", "--format", "json")
-    assert (proc.returncode, proc.stderr) == (0, "")
+    # A bundled client gets no served warning, only the hint to record the release.
+    assert (proc.returncode, proc.stderr) == (
+        0,
+        "next: record the release that carries ios-classic-2026-11, so adoption can be counted "
+        "by app version: keyops release --stack dev --client ios-classic --app-version "
+        "<app version> --id ios-classic-2026-11\n",
+    )
     assert json.loads(proc.stdout)["credential_id"] == "ios-classic-2026-11"
 
 

@@ -55,6 +55,14 @@ INVOCATIONS: dict[str, list[str]] = {
     ],
     "hygiene issues": ["hygiene", "issues", "--repo-slug", "acme/keyops", "--stack", "STACK"],
     "hygiene bundles": ["hygiene", "bundles", "--stack", "STACK"],
+    "adoption": [
+        "adoption", "--from", "versions", "installs.csv", "--stack", "STACK", "--client", "CLIENT"
+    ],
+    "release": [
+        "release", "--stack", "STACK", "--client", "CLIENT", "--app-version", "1.0.0",
+        "--id", "x-2026-01",
+    ],
+    "verify": ["verify", "--stack", "STACK", "--client", "CLIENT"],
 }  # fmt: skip
 
 
@@ -177,8 +185,5 @@ def test_the_name_rules_are_the_schemas() -> None:
 
 
 def test_commands_without_names_are_untouched() -> None:
-    # fetch and adoption take no stack or client: the check must not require one.
-    assert {c.name for c in COMMANDS} - {n.split()[0] for n in INVOCATIONS} == {
-        "fetch",
-        "adoption",
-    }
+    # fetch takes no stack or client: the check must not require one.
+    assert {c.name for c in COMMANDS} - {n.split()[0] for n in INVOCATIONS} == {"fetch"}
