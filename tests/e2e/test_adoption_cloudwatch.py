@@ -110,8 +110,8 @@ def test_retire_accepts_or_refuses_on_the_cross_region_share(
     out = tmp_path / "adoption.json"
     assert adoption(keyrepo, moto.url, "--stack", "dev", "--out", str(out)).returncode == 0
     retire = keyrepo.run(
-        "retire", "--stack", "dev", "--client", "ios", "--id", OLD, "--now", "2026-12-10", "--allow-future",
-        "--adoption", str(out),
+        "retire", "--stack", "dev", "--client", "ios", "--id", OLD, "--now", "2026-12-10",
+        "--allow-future", "--adoption", str(out),
     )  # fmt: skip
     if refused:
         assert retire.returncode == 1
