@@ -14,11 +14,12 @@ from joserfc.jwk import OctKey
 
 from keyops.client.backoff import Backoff
 from keyops.client.cache import Cache
-from keyops.client.fetcher import Fetcher, Policy
+from keyops.client.fetcher import Fetcher
 from keyops.client.token import Identity
 from keyops.client.transport import Request, Response
 from keyops.core.errors import NothingUsable
 from support.client import (
+    IDENTITY,
     KEY_A,
     KEY_B,
     NEXT_SIGNER,
@@ -30,6 +31,7 @@ from support.client import (
     FakeEndpoint,
     down,
     encrypt_to,
+    fetcher,
     jose,
     make_config,
     payload,
@@ -37,33 +39,6 @@ from support.client import (
     serve_signed,
     sign,
 )
-
-IDENTITY = Identity("5.2.0", "install-0001")
-
-
-def fetcher(
-    endpoint: FakeEndpoint,
-    clock: Clock | None = None,
-    *,
-    cache: Cache | None = None,
-    rounds: int = 3,
-    random: float = 0.5,
-    identity: Identity = IDENTITY,
-    **config: Any,
-) -> Fetcher:
-    clock = clock or Clock()
-    endpoint.clock = endpoint.clock or clock
-    return Fetcher(
-        make_config(**config),
-        identity,
-        cache=cache,
-        transport=endpoint,
-        policy=Policy(attempt_timeout=2.5, max_rounds=rounds, round_backoff=Backoff(0.25, 4.0)),
-        clock=clock,
-        sleep=clock.sleep,
-        random=lambda: random,
-    )
-
 
 # -- the request ------------------------------------------------------------------------------
 
@@ -459,7 +434,9 @@ def test_a_corrupt_cache_is_ignored_with_a_note(tmp_path: Path) -> None:
     client = fetcher(endpoint, cache=Cache(path), endpoints=[A])
     result = client.get()
     assert result.source == A
-    assert result.notes == (f"{path} is not a keyops-client-cache/1 file; ignoring it",)
+    assert result.notes == (
+        f"ignoring the cache {path}: not JSON (Expecting property name enclosed in double quotes)",
+    )
     assert client.refresh().notes == ()  # reported once, not on every later result
 
     assert json.loads(path.read_text())["high_water"] == 17  # replaced by a good one
