@@ -17,7 +17,7 @@ from keyops.client.cache import Cache
 from keyops.client.fetcher import Fetcher
 from keyops.client.token import Identity
 from keyops.client.transport import Request, Response
-from keyops.core.errors import NothingUsable
+from keyops.core.errors import NothingUsable, UsageError
 from support.client import (
     IDENTITY,
     KEY_A,
@@ -97,12 +97,30 @@ def test_an_explicit_held_id_is_sent() -> None:
             "has space in it",
             "error: the install id must be 8-64 characters of A-Z a-z 0-9 _ -.",
         ),
+        # "$" matches before a final newline: each of these must still be refused.
+        ("5.2.0\n", "install-0001", "error: app version '5.2.0\\n' is not a semantic version."),
+        (
+            "5.2.0",
+            "install-0001\n",
+            "error: the install id must be 8-64 characters of A-Z a-z 0-9 _ -.",
+        ),
+        # Only ASCII digits: "\d" would take ARABIC-INDIC DIGIT FIVE and FULLWIDTH DIGIT ONE.
+        ("1\u0665.2.0", "install-0001", "error: app version '1\u0665.2.0' is not a semantic"),
+        ("5.2.0-rc.1\uff11", "install-0001", "error: app version '5.2.0-rc.1\uff11' is not"),
     ],
 )
 def test_identity_is_validated_before_any_request(version: str, install: str, message: str) -> None:
     with pytest.raises(Exception) as info:
         Identity(version, install)
     assert str(info.value).startswith(message)
+
+
+def test_a_held_id_with_a_trailing_newline_is_refused() -> None:
+    with pytest.raises(UsageError) as info:
+        Identity("5.2.0", "install-0001", "ios-2026-05\n")
+    assert (
+        info.value.render() == "error: held credential id 'ios-2026-05\\n' is not a credential id."
+    )
 
 
 # -- order, failover, backoff -----------------------------------------------------------------
@@ -244,6 +262,16 @@ REJECTIONS = [
         "bad-payload",
         lambda: sign(payload(key="NOT-HEX")),
         "the payload's 'key' is not 20 lowercase hex characters",
+    ),
+    (
+        "bad-payload",
+        lambda: sign(payload(key=KEY_A + "\n")),
+        "the payload's 'key' is not 20 lowercase hex characters",
+    ),
+    (
+        "bad-payload",
+        lambda: sign(payload(credential_id="ios-2026-11\n")),
+        "the payload's 'credential_id' is not a credential id",
     ),
     (
         "bad-payload",

@@ -255,6 +255,16 @@ def config_vectors() -> dict[str, Any]:
             None,
         ),
         ("bundled cluster missing", [delete(["bundled_fallback", "cluster"])], None),
+        (
+            "bundled key with a trailing newline",
+            [set_(["bundled_fallback", "key"], "0123456789abcdef0123\n")],
+            None,
+        ),
+        (
+            "bundled credential_id with a trailing newline",
+            [set_(["bundled_fallback", "credential_id"], "ios-2026-01\n")],
+            None,
+        ),
     ]
     valid = [
         ("as client-config writes it", []),
@@ -346,6 +356,13 @@ def token_vectors() -> dict[str, Any]:
         ("5.2.0", "x" * 65, None),
         ("5.2.0", "install-0001", "IOS-2026-11"),
         ("5.2.0", "install-0001", "io"),
+        # A "$" would let each of these through with its trailing newline.
+        ("5.2.0\n", "install-0001", None),
+        ("5.2.0", "install-0001\n", None),
+        ("5.2.0", "install-0001", "ios-2026-11\n"),
+        # Digits are ASCII digits: not ARABIC-INDIC DIGIT FIVE, not FULLWIDTH DIGIT ONE.
+        ("1\u0665.2.0", "install-0001", None),
+        ("5.2.0-rc.1\uff11", "install-0001", None),
     ]
     for version, install, held in bad:
         try:
@@ -588,6 +605,16 @@ def signed_vectors() -> list[dict[str, Any]]:
         ("key of 19 characters", es256(canonical(payload_doc(key="a1b2c3d4e5f6a7b8c9d"))), 0),
         ("key of 21 characters", es256(canonical(payload_doc(key="a1b2c3d4e5f6a7b8c9d0e"))), 0),
         ("key a number", es256(canonical(payload_doc(key=12345678901234567890))), 0),
+        (
+            "key with a trailing newline",
+            es256(canonical(payload_doc(key="a1b2c3d4e5f6a7b8c9d0\n"))),
+            0,
+        ),
+        (
+            "credential_id with a trailing newline",
+            es256(canonical(payload_doc(credential_id="ios-2026-11\n"))),
+            0,
+        ),
         ("cluster empty", es256(canonical(payload_doc(cluster=""))), 0),
         ("cluster missing", es256(canonical(payload_doc(cluster=DELETE))), 0),
         ("cluster a list", es256(canonical(payload_doc(cluster=["eu"]))), 0),

@@ -21,6 +21,7 @@ import { Cache } from "./cache.js";
 import type { ClientConfig } from "./config.js";
 import { isParsedConfig, parseConfig } from "./config.js";
 import { CacheError, NothingUsable, TransportError, VerifyError } from "./errors.js";
+import { repr } from "./repr.js";
 import type { Identity } from "./token.js";
 import { checkIdentity, mintToken } from "./token.js";
 import type { Response, Transport } from "./transport.js";
@@ -368,7 +369,7 @@ export class Fetcher {
     if (response.status !== 200) return { verified: null, attempt: httpFailure(url, response), response };
     const media = (header(response, "content-type") ?? "").split(";")[0]!.trim().toLowerCase();
     if (media !== "application/jose") {
-      const detail = `200 with Content-Type '${media || "none"}', not application/jose`;
+      const detail = `200 with Content-Type ${repr(media || "none")}, not application/jose`;
       return { verified: null, attempt: failed(url, "http-200:wrong-type", detail, false), response };
     }
     try {

@@ -16,6 +16,7 @@ import { decodeJson } from "./b64.js";
 import type { ClientConfig } from "./config.js";
 import { ID_RE, KEY_RE } from "./config.js";
 import { VerifyError } from "./errors.js";
+import { repr } from "./repr.js";
 
 const JWE_ALG = "ECDH-ES+A256KW";
 const JWE_ENC = "A256GCM";
@@ -135,7 +136,7 @@ export async function verifySigned(
 }
 
 function show(value: unknown): string {
-  return value === undefined ? "None" : typeof value === "string" ? `'${value}'` : JSON.stringify(value);
+  return value === undefined ? "None" : typeof value === "string" ? repr(value) : JSON.stringify(value);
 }
 
 /**
@@ -180,10 +181,10 @@ function checkPayload(
   const stack = str(p, "stack");
   const client = str(p, "client");
   if (stack !== config.stack) {
-    throw new VerifyError("wrong-stack", `the payload is for stack '${stack}', not '${config.stack}'`);
+    throw new VerifyError("wrong-stack", `the payload is for stack ${repr(stack)}, not ${repr(config.stack)}`);
   }
   if (client !== config.client) {
-    throw new VerifyError("wrong-client", `the payload is for client '${client}', not '${config.client}'`);
+    throw new VerifyError("wrong-client", `the payload is for client ${repr(client)}, not ${repr(config.client)}`);
   }
   const credentialId = str(p, "credential_id");
   const key = str(p, "key");
