@@ -715,9 +715,27 @@ def response_vectors() -> list[dict[str, Any]]:
         pieces[part] = b64(bytes(raw))
         return ".".join(pieces)
 
+    header = json.loads(base64.urlsafe_b64decode(parts[0] + "=" * (-len(parts[0]) % 4)))
+
+    def with_epk(epk: Any) -> str:
+        changed = {k: v for k, v in header.items() if k != "epk"}
+        if epk is not DELETE:
+            changed["epk"] = epk
+        return ".".join([b64(json.dumps(changed).encode()), *parts[1:]])
+
+    p384 = ECKey.generate_key("P-384", private=False).as_dict(private=False)
     cases: list[tuple[str, str, int]] = [
         ("valid", answer, 10),
         ("valid, with a trailing newline", answer + "\r\n", 10),
+        (
+            "an epk holding a private key",
+            with_epk({**header["epk"], "d": KEYS["stranger"]["d"]}),
+            0,
+        ),
+        ("an epk off the curve", with_epk({**header["epk"], "y": header["epk"]["x"]}), 0),
+        ("an epk on P-384", with_epk(dict(p384)), 0),
+        ("an epk that is a string", with_epk("epk"), 0),
+        ("no epk", with_epk(DELETE), 0),
         ("rollback inside a valid answer", answer, 18),
         (
             "a wrong stack inside a valid answer",
@@ -887,6 +905,14 @@ def answer_vectors() -> dict[str, Any]:
         (
             "a problem body that is not JSON",
             {"status": 400, "headers": {"Content-Type": "application/problem+json"}, "body": "{"},
+        ),
+        (
+            "a problem body nested 30,000 deep",
+            {
+                "status": 400,
+                "headers": {"Content-Type": "application/problem+json"},
+                "body": '{"code":' + "[" * 30000 + "]" * 30000 + "}",
+            },
         ),
         ("no answer (connection refused)", None),
     ]

@@ -119,7 +119,8 @@ function coordinate(text: unknown): bigint | null {
   return n < P ? n : null;
 }
 
-function onCurve(item: Json): boolean {
+/** True when `item`'s `x` and `y` are a point of P-256 (32-byte base64url coordinates). */
+export function onCurve(item: Json): boolean {
   const x = coordinate(item["x"]);
   const y = coordinate(item["y"]);
   if (x === null || y === null) return false;
