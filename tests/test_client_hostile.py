@@ -40,6 +40,7 @@ from support.client import (
     nested,
     payload,
     problem,
+    serve_live,
     serve_signed,
     sign,
     with_header,
@@ -51,11 +52,6 @@ DEEP = 30_000
 #: A JWS inside a JWE is base64url-encoded twice (4/3 x 4/3), hence less deep.
 DEEP_HEADER = 12_000
 INSTALL = ("--install-id", "install-0001")
-
-
-def serve_live(request: Request, claims: dict[str, Any]) -> Response:
-    """The honest answer: a payload valid on the real clock, encrypted to this request."""
-    return jose(encrypt_to(claims["epk"], sign(live_payload())))
 
 
 def answering(make: Callable[[dict[str, Any]], str]) -> Handler:

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from keyops.client.transport import MAX_BODY, Request, Response, http_transport
+from keyops.client.transport import MAX_BODY, Request, http_transport
 from keyops.core.errors import TransportError
-from support.client import document, encrypt_to, jose, live_payload, loopback, sign, slow_headers
+from support.client import document, loopback, serve_live, slow_headers
 from support.fetch import run_fetch
 from support.net import http_server
 
@@ -109,10 +109,7 @@ def test_the_timeout_bounds_the_headers_too() -> None:
 def test_fetch_leaves_a_slow_endpoint_at_the_deadline_and_the_next_one_serves(
     tmp_path: Path,
 ) -> None:
-    def good(request: Request, claims: dict[str, object]) -> Response:
-        return jose(encrypt_to(claims["epk"], sign(live_payload())))  # type: ignore[arg-type]
-
-    with slow_headers(interval=1.0, limit=30) as slow, loopback(good) as endpoint:
+    with slow_headers(interval=1.0, limit=30) as slow, loopback(serve_live) as endpoint:
         (fast,) = endpoint.routes
         (tmp_path / "c.json").write_text(json.dumps(document([slow.url, fast])))
         # A real process, so that the generous timeout stops it even if the deadline fails.

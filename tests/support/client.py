@@ -234,6 +234,11 @@ def live_payload(**overrides: Any) -> dict[str, Any]:
     return payload(**{"iat": now - 3600, "exp": now + 30 * 86400, **overrides})
 
 
+def serve_live(request: Request, claims: dict[str, Any]) -> Response:
+    """The honest answer: a payload valid on the real clock, encrypted to this request."""
+    return jose(encrypt_to(claims["epk"], sign(live_payload())))
+
+
 class _Answering(BaseHTTPRequestHandler):
     """Hands each GET to a :class:`FakeEndpoint`; a TransportError hangs up without an answer."""
 

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from keyops.cli.github import GitHub, check_sha
 from keyops.cli.reporters import Report, markdown
+from keyops.core.atomic import append_nofollow
 from keyops.core.dates import NOW_HELP, parse_day
 from keyops.core.errors import EXIT_OK, GitHubError, InputError, KeyopsError, UsageError
 from keyops.core.findings import Finding, Severity
@@ -197,11 +198,8 @@ def run(args: argparse.Namespace, github: GitHub) -> int:
         "they arrive._\n"
     )
     if args.summary is not None:
-        try:
-            with args.summary.open("a", encoding="utf-8") as handle:
-                handle.write(result.report + footer)
-        except OSError as exc:
-            raise InputError(f"cannot append to {args.summary}: {exc.strerror}", "") from None
+        # Appended, not replaced: the runner owns this file and earlier steps wrote to it too.
+        append_nofollow(args.summary, (result.report + footer).encode("utf-8"))
     if args.comment:
         print(upsert_comment(github, args.pr, result.report + footer))
     if not args.no_status:
