@@ -12,6 +12,7 @@ State machine (docs/client.md draws it):
                401 stale-token                                   ──> correct clock skew from Date,
                                                                       retry this endpoint once
                other 4xx / verification failure                 ──> next endpoint; not retried
+               an answer it cannot read at all (any exception)  ──> next endpoint; not retried
            every endpoint failed:
                unexpired cached payload  ──> use it (stale)
                bundled fallback key      ──> use it
