@@ -21,18 +21,17 @@ import re
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from keyops.endpoint import lambda_handler
-from support.net import free_port
+from support.net import free_port, http_server
 from support.repo import PROJECT, clean_env
 from support.serve import Server, wait_healthy
 
@@ -365,15 +364,10 @@ def lambda_url(dev: DevStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setenv("KEYOPS_BUNDLE", str(dev.bundle))
     monkeypatch.delenv("KEYOPS_PINNED_JWKS", raising=False)
     lambda_handler.reset()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), LambdaShim)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
     try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+        with http_server(LambdaShim) as url:
+            yield url
     finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=30)
         lambda_handler.reset()
 
 
