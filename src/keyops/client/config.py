@@ -160,4 +160,8 @@ def load(path: Path) -> ClientConfig:
         raise ClientConfigError(
             f"{path} line {exc.lineno} column {exc.colno}", f"not JSON ({exc.msg})"
         ) from None
+    except RecursionError:
+        raise ClientConfigError(str(path), "not JSON (nested too deeply)") from None
+    except ValueError as exc:  # an integer too long to convert
+        raise ClientConfigError(str(path), f"not JSON ({exc})") from None
     return parse(data)
