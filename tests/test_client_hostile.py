@@ -280,18 +280,22 @@ def _signed_deep(doc: dict[str, Any]) -> str:
 HW = "'high_water' is not a non-negative integer"
 FA = "'fetched_at' is not a finite number"
 UNREADABLE_CACHES: list[tuple[str, Callable[[dict[str, Any]], str], str]] = [
-    ("nested 30,000 deep", lambda doc: nested(DEEP), "nested too deeply"),
+    ("nested 30,000 deep", lambda doc: nested(DEEP), "not JSON (nested too deeply)"),
     ("high_water 1e400", _member("high_water", "1e400"), HW),
     ("high_water a string", _member("high_water", '"17"'), HW),
     ("high_water true", _member("high_water", "true"), HW),
     ("high_water 17.5", _member("high_water", "17.5"), HW),
     ("high_water negative", _member("high_water", "-1"), HW),
-    ("high_water with 5,000 digits", _member("high_water", "1" * 5000), "not JSON"),
+    (
+        "high_water with 5,000 digits",
+        _member("high_water", "1" * 5000),
+        "not JSON (a number longer than 4300 digits)",
+    ),
     ("fetched_at a string", _member("fetched_at", '"now"'), FA),
     ("fetched_at 1e400", _member("fetched_at", "1e400"), FA),
     ("fetched_at with 400 digits", _member("fetched_at", "9" * 400), FA),
     ("fetched_at true", _member("fetched_at", "true"), FA),
-    ("fetched_at NaN", _member("fetched_at", "NaN"), "not JSON (NaN is not JSON)"),
+    ("fetched_at NaN", _member("fetched_at", "NaN"), "not JSON (NaN)"),
     ("stack a list", _member("stack", '["dev"]'), "'stack' is not a string"),
     ("client null", _member("client", "null"), "'client' is not a string"),
     ("signed a number", _member("signed", "1"), "'signed' is not a string"),

@@ -75,4 +75,6 @@ def test_a_config_with_a_number_too_long_is_exit_2(tmp_path: Path) -> None:
     (tmp_path / "c.json").write_text('{"stack": ' + "1" * 5000 + "}")
     proc = fetch(tmp_path, "--config", "c.json")
     assert (proc.returncode, proc.stdout) == (2, "")
-    assert proc.stderr.startswith("error: client config c.json: not JSON (Exceeds the limit")
+    assert proc.stderr == (
+        f"error: client config c.json: not JSON (a number longer than 4300 digits). {FIX}\n"
+    )

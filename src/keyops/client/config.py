@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from joserfc.jwk import ECKey
 
-from keyops.core import b64
+from keyops.core import b64, safejson
 from keyops.core.errors import ClientConfigError, InputError
 
 # Used with fullmatch, and anchored with \A and \Z (never "$", which also matches before a
@@ -155,13 +155,13 @@ def load(path: Path) -> ClientConfig:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8"
         raise InputError(f"client config {path} cannot be read ({reason})", FIX) from None
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ClientConfigError(
-            f"{path} line {exc.lineno} column {exc.colno}", f"not JSON ({exc.msg})"
-        ) from None
-    except RecursionError:
-        raise ClientConfigError(str(path), "not JSON (nested too deeply)") from None
-    except ValueError as exc:  # an integer too long to convert
-        raise ClientConfigError(str(path), f"not JSON ({exc})") from None
+        data = safejson.parse(text)
+    except ValueError as exc:
+        syntax = exc.__cause__
+        where = (
+            f"{path} line {syntax.lineno} column {syntax.colno}"
+            if isinstance(syntax, json.JSONDecodeError)
+            else str(path)
+        )
+        raise ClientConfigError(where, str(exc)) from None
     return parse(data)
