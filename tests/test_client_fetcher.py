@@ -218,6 +218,19 @@ def test_non_jose_success_is_rejected() -> None:
     )
 
 
+def test_an_answer_that_breaks_the_checks_themselves_is_one_failed_attempt() -> None:
+    # A body that is not bytes (a transport gone wrong) makes the checks raise AttributeError:
+    # the last resort turns it into a failed attempt, and the next endpoint serves.
+    broken = Response(200, {"Content-Type": "application/jose"}, 7)  # type: ignore[arg-type]
+    endpoint = FakeEndpoint({A: lambda r, c: broken, B: serve_signed(sign(payload()))})
+    result = fetcher(endpoint).refresh()
+    assert result.source == B
+    assert [(a.outcome, a.detail) for a in result.attempts] == [
+        ("verify:unreadable", "the answer could not be read (AttributeError)"),
+        ("ok", "ios-2026-11"),
+    ]
+
+
 # -- verification -----------------------------------------------------------------------------
 
 

@@ -382,8 +382,12 @@ export class Fetcher {
       );
       return { verified, attempt: { url, ok: true, outcome: "ok", detail: verified.credentialId, retryable: false }, response };
     } catch (error) {
-      if (!(error instanceof VerifyError)) throw error;
-      return { verified: null, attempt: failed(url, `verify:${error.reason}`, error.message, false), response };
+      if (error instanceof VerifyError) {
+        return { verified: null, attempt: failed(url, `verify:${error.reason}`, error.message, false), response };
+      }
+      // The last resort, as in the reference client: no answer may crash the app.
+      const detail = `the answer could not be read (${error instanceof Error ? error.name : typeof error})`;
+      return { verified: null, attempt: failed(url, "verify:unreadable", detail, false), response };
     }
   }
 }
