@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from support.github import SLUG, TOKEN, Answer, Replay, Routes, review_routes
+from support.planted import plant
 from support.repo import KeyRepo
 
 HEAD = "9f1c2e4b7a3d5f60818293a4b5c6d7e8f9a0b1c2"  # alice-sec approved this commit
@@ -233,6 +234,30 @@ def test_the_one_bot_comment_is_edited_in_place(
     assert body.endswith(text.removeprefix("earlier steps\n"))
     for secret in secrets_of(keyrepo):
         assert secret not in body
+
+
+@pytest.mark.parametrize("dangling", [False, True], ids=["to-a-file", "dangling"])
+def test_the_job_summary_is_never_appended_through_a_planted_link(
+    keyrepo: KeyRepo, replay: Any, tmp_path: Path, dangling: bool
+) -> None:
+    retire_branch(keyrepo)
+    server = replay(routes())
+    summary = tmp_path / "step-summary.md"
+    planted = plant(summary, tmp_path / "elsewhere", dangling=dangling)
+    proc = approval(keyrepo, server, HEAD, "--no-status", "--summary", str(summary))
+    assert proc.returncode == 2
+    assert proc.stderr == f"error: cannot write {summary}: it is a symlink. Name a regular file.\n"
+    assert planted.disturbed() == []
+
+
+def test_the_job_summary_is_created_when_missing(
+    keyrepo: KeyRepo, replay: Any, tmp_path: Path
+) -> None:
+    retire_branch(keyrepo)
+    summary = tmp_path / "step-summary.md"
+    proc = approval(keyrepo, replay(routes()), HEAD, "--no-status", "--summary", str(summary))
+    assert proc.returncode == 0, proc.stderr
+    assert summary.read_text().startswith("## keyops check\n")
 
 
 def test_a_first_run_creates_the_comment(keyrepo: KeyRepo, replay: Any) -> None:

@@ -14,11 +14,12 @@ from joserfc.jwk import OctKey
 
 from keyops.client.backoff import Backoff
 from keyops.client.cache import Cache
-from keyops.client.fetcher import Fetcher, Policy
+from keyops.client.fetcher import Fetcher
 from keyops.client.token import Identity
 from keyops.client.transport import Request, Response
-from keyops.core.errors import NothingUsable
+from keyops.core.errors import NothingUsable, UsageError
 from support.client import (
+    IDENTITY,
     KEY_A,
     KEY_B,
     NEXT_SIGNER,
@@ -30,6 +31,7 @@ from support.client import (
     FakeEndpoint,
     down,
     encrypt_to,
+    fetcher,
     jose,
     make_config,
     payload,
@@ -37,33 +39,6 @@ from support.client import (
     serve_signed,
     sign,
 )
-
-IDENTITY = Identity("5.2.0", "install-0001")
-
-
-def fetcher(
-    endpoint: FakeEndpoint,
-    clock: Clock | None = None,
-    *,
-    cache: Cache | None = None,
-    rounds: int = 3,
-    random: float = 0.5,
-    identity: Identity = IDENTITY,
-    **config: Any,
-) -> Fetcher:
-    clock = clock or Clock()
-    endpoint.clock = endpoint.clock or clock
-    return Fetcher(
-        make_config(**config),
-        identity,
-        cache=cache,
-        transport=endpoint,
-        policy=Policy(attempt_timeout=2.5, max_rounds=rounds, round_backoff=Backoff(0.25, 4.0)),
-        clock=clock,
-        sleep=clock.sleep,
-        random=lambda: random,
-    )
-
 
 # -- the request ------------------------------------------------------------------------------
 
@@ -122,12 +97,30 @@ def test_an_explicit_held_id_is_sent() -> None:
             "has space in it",
             "error: the install id must be 8-64 characters of A-Z a-z 0-9 _ -.",
         ),
+        # "$" matches before a final newline: each of these must still be refused.
+        ("5.2.0\n", "install-0001", "error: app version '5.2.0\\n' is not a semantic version."),
+        (
+            "5.2.0",
+            "install-0001\n",
+            "error: the install id must be 8-64 characters of A-Z a-z 0-9 _ -.",
+        ),
+        # Only ASCII digits: "\d" would take ARABIC-INDIC DIGIT FIVE and FULLWIDTH DIGIT ONE.
+        ("1\u0665.2.0", "install-0001", "error: app version '1\u0665.2.0' is not a semantic"),
+        ("5.2.0-rc.1\uff11", "install-0001", "error: app version '5.2.0-rc.1\uff11' is not"),
     ],
 )
 def test_identity_is_validated_before_any_request(version: str, install: str, message: str) -> None:
     with pytest.raises(Exception) as info:
         Identity(version, install)
     assert str(info.value).startswith(message)
+
+
+def test_a_held_id_with_a_trailing_newline_is_refused() -> None:
+    with pytest.raises(UsageError) as info:
+        Identity("5.2.0", "install-0001", "ios-2026-05\n")
+    assert (
+        info.value.render() == "error: held credential id 'ios-2026-05\\n' is not a credential id."
+    )
 
 
 # -- order, failover, backoff -----------------------------------------------------------------
@@ -225,6 +218,19 @@ def test_non_jose_success_is_rejected() -> None:
     )
 
 
+def test_an_answer_that_breaks_the_checks_themselves_is_one_failed_attempt() -> None:
+    # A body that is not bytes (a transport gone wrong) makes the checks raise AttributeError:
+    # the last resort turns it into a failed attempt, and the next endpoint serves.
+    broken = Response(200, {"Content-Type": "application/jose"}, 7)  # type: ignore[arg-type]
+    endpoint = FakeEndpoint({A: lambda r, c: broken, B: serve_signed(sign(payload()))})
+    result = fetcher(endpoint).refresh()
+    assert result.source == B
+    assert [(a.outcome, a.detail) for a in result.attempts] == [
+        ("verify:unreadable", "the answer could not be read (AttributeError)"),
+        ("ok", "ios-2026-11"),
+    ]
+
+
 # -- verification -----------------------------------------------------------------------------
 
 
@@ -269,6 +275,16 @@ REJECTIONS = [
         "bad-payload",
         lambda: sign(payload(key="NOT-HEX")),
         "the payload's 'key' is not 20 lowercase hex characters",
+    ),
+    (
+        "bad-payload",
+        lambda: sign(payload(key=KEY_A + "\n")),
+        "the payload's 'key' is not 20 lowercase hex characters",
+    ),
+    (
+        "bad-payload",
+        lambda: sign(payload(credential_id="ios-2026-11\n")),
+        "the payload's 'credential_id' is not a credential id",
     ),
     (
         "bad-payload",
@@ -459,7 +475,9 @@ def test_a_corrupt_cache_is_ignored_with_a_note(tmp_path: Path) -> None:
     client = fetcher(endpoint, cache=Cache(path), endpoints=[A])
     result = client.get()
     assert result.source == A
-    assert result.notes == (f"{path} is not a keyops-client-cache/1 file; ignoring it",)
+    assert result.notes == (
+        f"ignoring the cache {path}: not JSON (Expecting property name enclosed in double quotes)",
+    )
     assert client.refresh().notes == ()  # reported once, not on every later result
 
     assert json.loads(path.read_text())["high_water"] == 17  # replaced by a good one

@@ -86,6 +86,16 @@ BAD = [
         {"credential_id": "ios-2026-11", "key": "ABC", "cluster": "eu"},
         "client config $.bundled_fallback.key: is not 20 lowercase hex characters",
     ),
+    (
+        "bundled_fallback",
+        {"credential_id": "ios-2026-11", "key": "0123456789abcdef0123\n", "cluster": "eu"},
+        "client config $.bundled_fallback.key: is not 20 lowercase hex characters",
+    ),
+    (
+        "bundled_fallback",
+        {"credential_id": "ios-2026-11\n", "key": "0123456789abcdef0123", "cluster": "eu"},
+        "client config $.bundled_fallback.credential_id: is not a credential id",
+    ),
 ]
 
 

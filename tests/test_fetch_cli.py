@@ -4,23 +4,17 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 from support.client import document
+from support.fetch import run_fetch
 from support.net import closed_url
 
 FIX = "Regenerate it with 'keyops client-config --stack S --client C --out FILE'."
 
 
 def fetch(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "keyops", "fetch", *args],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_fetch(tmp_path, *args)
 
 
 def good_config(tmp_path: Path) -> Path:
@@ -68,3 +62,19 @@ def test_bad_numbers_are_exit_2(tmp_path: Path) -> None:
     proc = fetch(tmp_path, "--config", str(good_config(tmp_path)), "--rounds", "0")
     assert proc.returncode == 2
     assert proc.stderr == "error: --timeout must be > 0 and --rounds >= 1.\n"
+
+
+def test_a_config_nested_too_deeply_is_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "c.json").write_text("[" * 30000 + "]" * 30000)
+    proc = fetch(tmp_path, "--config", "c.json")
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert proc.stderr == f"error: client config c.json: not JSON (nested too deeply). {FIX}\n"
+
+
+def test_a_config_with_a_number_too_long_is_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "c.json").write_text('{"stack": ' + "1" * 5000 + "}")
+    proc = fetch(tmp_path, "--config", "c.json")
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert proc.stderr == (
+        f"error: client config c.json: not JSON (a number longer than 4300 digits). {FIX}\n"
+    )

@@ -256,3 +256,27 @@ def test_error_answer_reaction(case: dict[str, Any]) -> None:
         {"url": a.url, "outcome": a.outcome, "detail": a.detail, "retryable": a.retryable}
         for a in caught.value.attempts
     ] == expect["attempts"]
+
+
+def test_the_documented_reasons_are_the_clients() -> None:
+    """docs/client.md lists every reason the reference client can report, and no other."""
+    import ast
+
+    source = Path(__file__).resolve().parents[1] / "src" / "keyops" / "client" / "verify.py"
+    raised = {
+        node.args[0].value
+        for node in ast.walk(ast.parse(source.read_text()))
+        if isinstance(node, ast.Call)
+        and getattr(node.func, "id", None) == "VerifyError"
+        and isinstance(node.args[0], ast.Constant)
+    }
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "client.md").read_text()
+    table = doc.split("| reason | the answer |", 1)[1].split("\n\n", 1)[0]
+    documented = {
+        code
+        for row in table.splitlines()[2:]
+        for code in re.findall(r"`([a-z-]+)`", row.split("|")[1])
+    }
+    fetcher = source.with_name("fetcher.py").read_text()
+    assert '"verify:unreadable"' in fetcher  # the fetcher's last resort, not a VerifyError
+    assert documented == raised | {"unreadable"}

@@ -16,10 +16,9 @@ import base64
 import json
 import re
 import shutil
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from keyops.endpoint import lambda_handler
 from support.apigw import http_api_event
 from support.devstack import DevStack
 from support.js import JS, ensure_built, ensure_installed, must, node, run, tool
+from support.net import http_server
 from support.repo import PROJECT
 
 FETCH_SCRIPT = PROJECT / "tests" / "e2e" / "js" / "fetch.mjs"
@@ -158,15 +158,10 @@ def lambda_url(dev: DevStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setenv("KEYOPS_BUNDLE", str(dev.bundle))
     monkeypatch.delenv("KEYOPS_PINNED_JWKS", raising=False)
     lambda_handler.reset()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), LambdaShim)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
     try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+        with http_server(LambdaShim) as url:
+            yield url
     finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=30)
         lambda_handler.reset()
 
 

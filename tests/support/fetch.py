@@ -3,19 +3,22 @@
 ``two_servers`` builds the sample stack with ``keyops build`` after pointing the stack file's
 ``endpoints`` at two free loopback ports, then starts one ``keyops serve`` per port and waits for
 ``/healthz``. Everything is stopped by process id at teardown, so nothing outlives a test.
+``run_fetch`` runs ``keyops fetch`` in-process, or as a real process, outside any repository.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from support.cli import run_in_process, run_subprocess
 from support.net import free_port
-from support.repo import KeyRepo
+from support.repo import KeyRepo, clean_env
 from support.serve import Server, launch, point_endpoints, wait_healthy
 
 
@@ -59,3 +62,13 @@ def write_config(repo: KeyRepo, path: Path, client: str = "ios", *extra: str) ->
     assert proc.returncode == 0, proc.stderr
     data: dict[str, object] = json.loads(path.read_text())
     return data
+
+
+def run_fetch(
+    cwd: Path, *args: str, process: bool = False, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """``keyops fetch ARGS`` in ``cwd``, with a clean environment (HOME is ``cwd``)."""
+    env = clean_env(cwd)
+    if process:
+        return run_subprocess(["fetch", *args], env=env, cwd=cwd, timeout=timeout)
+    return run_in_process(["fetch", *args], env=env, cwd=cwd)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 
@@ -70,3 +74,22 @@ def bound_addresses(pid: int) -> set[tuple[str, str, int]]:
                 address = ".".join(str(b) for b in reversed(bytes.fromhex(address)))
             found.add((proto, address, int(port, 16)))
     return found
+
+
+@contextlib.contextmanager
+def http_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A threading HTTP server on 127.0.0.1 running ``handler``; yields its base URL.
+
+    The server and its connection threads are daemons and the server is shut down on exit, so
+    nothing outlives the ``with`` block even when a client left a connection hanging.
+    """
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)

@@ -255,6 +255,16 @@ def config_vectors() -> dict[str, Any]:
             None,
         ),
         ("bundled cluster missing", [delete(["bundled_fallback", "cluster"])], None),
+        (
+            "bundled key with a trailing newline",
+            [set_(["bundled_fallback", "key"], "0123456789abcdef0123\n")],
+            None,
+        ),
+        (
+            "bundled credential_id with a trailing newline",
+            [set_(["bundled_fallback", "credential_id"], "ios-2026-01\n")],
+            None,
+        ),
     ]
     valid = [
         ("as client-config writes it", []),
@@ -346,6 +356,13 @@ def token_vectors() -> dict[str, Any]:
         ("5.2.0", "x" * 65, None),
         ("5.2.0", "install-0001", "IOS-2026-11"),
         ("5.2.0", "install-0001", "io"),
+        # A "$" would let each of these through with its trailing newline.
+        ("5.2.0\n", "install-0001", None),
+        ("5.2.0", "install-0001\n", None),
+        ("5.2.0", "install-0001", "ios-2026-11\n"),
+        # Digits are ASCII digits: not ARABIC-INDIC DIGIT FIVE, not FULLWIDTH DIGIT ONE.
+        ("1\u0665.2.0", "install-0001", None),
+        ("5.2.0-rc.1\uff11", "install-0001", None),
     ]
     for version, install, held in bad:
         try:
@@ -588,6 +605,16 @@ def signed_vectors() -> list[dict[str, Any]]:
         ("key of 19 characters", es256(canonical(payload_doc(key="a1b2c3d4e5f6a7b8c9d"))), 0),
         ("key of 21 characters", es256(canonical(payload_doc(key="a1b2c3d4e5f6a7b8c9d0e"))), 0),
         ("key a number", es256(canonical(payload_doc(key=12345678901234567890))), 0),
+        (
+            "key with a trailing newline",
+            es256(canonical(payload_doc(key="a1b2c3d4e5f6a7b8c9d0\n"))),
+            0,
+        ),
+        (
+            "credential_id with a trailing newline",
+            es256(canonical(payload_doc(credential_id="ios-2026-11\n"))),
+            0,
+        ),
         ("cluster empty", es256(canonical(payload_doc(cluster=""))), 0),
         ("cluster missing", es256(canonical(payload_doc(cluster=DELETE))), 0),
         ("cluster a list", es256(canonical(payload_doc(cluster=["eu"]))), 0),
@@ -688,9 +715,27 @@ def response_vectors() -> list[dict[str, Any]]:
         pieces[part] = b64(bytes(raw))
         return ".".join(pieces)
 
+    header = json.loads(base64.urlsafe_b64decode(parts[0] + "=" * (-len(parts[0]) % 4)))
+
+    def with_epk(epk: Any) -> str:
+        changed = {k: v for k, v in header.items() if k != "epk"}
+        if epk is not DELETE:
+            changed["epk"] = epk
+        return ".".join([b64(json.dumps(changed).encode()), *parts[1:]])
+
+    p384 = ECKey.generate_key("P-384", private=False).as_dict(private=False)
     cases: list[tuple[str, str, int]] = [
         ("valid", answer, 10),
         ("valid, with a trailing newline", answer + "\r\n", 10),
+        (
+            "an epk holding a private key",
+            with_epk({**header["epk"], "d": KEYS["stranger"]["d"]}),
+            0,
+        ),
+        ("an epk off the curve", with_epk({**header["epk"], "y": header["epk"]["x"]}), 0),
+        ("an epk on P-384", with_epk(dict(p384)), 0),
+        ("an epk that is a string", with_epk("epk"), 0),
+        ("no epk", with_epk(DELETE), 0),
         ("rollback inside a valid answer", answer, 18),
         (
             "a wrong stack inside a valid answer",
@@ -860,6 +905,14 @@ def answer_vectors() -> dict[str, Any]:
         (
             "a problem body that is not JSON",
             {"status": 400, "headers": {"Content-Type": "application/problem+json"}, "body": "{"},
+        ),
+        (
+            "a problem body nested 30,000 deep",
+            {
+                "status": 400,
+                "headers": {"Content-Type": "application/problem+json"},
+                "body": '{"code":' + "[" * 30000 + "]" * 30000 + "}",
+            },
         ),
         ("no answer (connection refused)", None),
     ]

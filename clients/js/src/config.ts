@@ -7,6 +7,7 @@
  */
 import { decode } from "./b64.js";
 import { ClientConfigError } from "./errors.js";
+import { repr } from "./repr.js";
 
 export const KEY_RE = /^[0-9a-f]{20}$/;
 export const ID_RE = /^[a-z0-9][a-z0-9-]{2,62}$/;
@@ -118,7 +119,8 @@ function coordinate(text: unknown): bigint | null {
   return n < P ? n : null;
 }
 
-function onCurve(item: Json): boolean {
+/** True when `item`'s `x` and `y` are a point of P-256 (32-byte base64url coordinates). */
+export function onCurve(item: Json): boolean {
   const x = coordinate(item["x"]);
   const y = coordinate(item["y"]);
   if (x === null || y === null) return false;
@@ -142,7 +144,7 @@ function pinnedKeys(data: Json): Map<string, PinnedKey> {
       throw new ClientConfigError(where, "holds a private key ('d'); pin public keys only");
     }
     const kid = string(item, "kid", where);
-    if (pinned.has(kid)) throw new ClientConfigError(`${where}.kid`, `'${kid}' is pinned twice`);
+    if (pinned.has(kid)) throw new ClientConfigError(`${where}.kid`, `${repr(kid)} is pinned twice`);
     if (!onCurve(item)) throw new ClientConfigError(where, "is not a valid P-256 public key");
     pinned.set(kid, { kty: "EC", crv: "P-256", x: item["x"] as string, y: item["y"] as string });
   });

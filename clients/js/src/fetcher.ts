@@ -21,6 +21,7 @@ import { Cache } from "./cache.js";
 import type { ClientConfig } from "./config.js";
 import { isParsedConfig, parseConfig } from "./config.js";
 import { CacheError, NothingUsable, TransportError, VerifyError } from "./errors.js";
+import { repr } from "./repr.js";
 import type { Identity } from "./token.js";
 import { checkIdentity, mintToken } from "./token.js";
 import type { Response, Transport } from "./transport.js";
@@ -368,7 +369,7 @@ export class Fetcher {
     if (response.status !== 200) return { verified: null, attempt: httpFailure(url, response), response };
     const media = (header(response, "content-type") ?? "").split(";")[0]!.trim().toLowerCase();
     if (media !== "application/jose") {
-      const detail = `200 with Content-Type '${media || "none"}', not application/jose`;
+      const detail = `200 with Content-Type ${repr(media || "none")}, not application/jose`;
       return { verified: null, attempt: failed(url, "http-200:wrong-type", detail, false), response };
     }
     try {
@@ -381,8 +382,12 @@ export class Fetcher {
       );
       return { verified, attempt: { url, ok: true, outcome: "ok", detail: verified.credentialId, retryable: false }, response };
     } catch (error) {
-      if (!(error instanceof VerifyError)) throw error;
-      return { verified: null, attempt: failed(url, `verify:${error.reason}`, error.message, false), response };
+      if (error instanceof VerifyError) {
+        return { verified: null, attempt: failed(url, `verify:${error.reason}`, error.message, false), response };
+      }
+      // The last resort, as in the reference client: no answer may crash the app.
+      const detail = `the answer could not be read (${error instanceof Error ? error.name : typeof error})`;
+      return { verified: null, attempt: failed(url, "verify:unreadable", detail, false), response };
     }
   }
 }

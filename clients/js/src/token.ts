@@ -12,6 +12,7 @@ import { encode } from "./b64.js";
 import type { ClientConfig } from "./config.js";
 import { ID_RE } from "./config.js";
 import { UsageError } from "./errors.js";
+import { repr } from "./repr.js";
 
 export const INSTALL_ID_RE = /^[A-Za-z0-9_-]{8,64}$/;
 // Semantic Versioning 2.0.0, the grammar the server compares app versions with.
@@ -28,12 +29,14 @@ export interface Identity {
   readonly held?: string | null;
 }
 
+const shown = (value: unknown): string => (typeof value === "string" ? repr(value) : String(value));
+
 /** Throws {@link UsageError} unless the identity is one the server accepts. */
 export function checkIdentity(identity: Identity): Identity {
   const { appVersion, installId, held } = identity;
   if (typeof appVersion !== "string" || !SEMVER_RE.test(appVersion)) {
     throw new UsageError(
-      `app version '${appVersion}' is not a semantic version`,
+      `app version ${shown(appVersion)} is not a semantic version`,
       "Use MAJOR.MINOR.PATCH, e.g. 5.2.0.",
     );
   }
@@ -44,7 +47,7 @@ export function checkIdentity(identity: Identity): Identity {
     );
   }
   if (held !== undefined && held !== null && (typeof held !== "string" || !ID_RE.test(held))) {
-    throw new UsageError(`held credential id '${held}' is not a credential id`);
+    throw new UsageError(`held credential id ${shown(held)} is not a credential id`);
   }
   return identity;
 }

@@ -14,11 +14,13 @@ import { compactDecrypt, compactVerify, importJWK } from "jose";
 
 import { decodeJson } from "./b64.js";
 import type { ClientConfig } from "./config.js";
-import { ID_RE, KEY_RE } from "./config.js";
+import { ID_RE, KEY_RE, onCurve } from "./config.js";
 import { VerifyError } from "./errors.js";
+import { repr } from "./repr.js";
 
 const JWE_ALG = "ECDH-ES+A256KW";
 const JWE_ENC = "A256GCM";
+const EPK_MESSAGE = "the JWE header's epk is not a P-256 public key";
 
 /** A credential from a signed payload that passed every check. */
 export interface Verified {
@@ -73,6 +75,19 @@ function peekHeader(compact: string, parts: number, what: "JWE" | "JWS"): Json {
   return header as Json;
 }
 
+/**
+ * The sender's ephemeral key must be a P-256 public key, and only that, before any key is used:
+ * an `epk` that discloses its private `d`, or a point off the curve, is no honest answer.
+ */
+function checkEpk(epk: unknown): void {
+  const object = typeof epk === "object" && epk !== null && !Array.isArray(epk);
+  if (object && "d" in epk) throw new VerifyError("not-jwe", "the JWE header's epk holds a private key ('d')");
+  const json = epk as Json;
+  if (!object || json["kty"] !== "EC" || json["crv"] !== "P-256" || !onCurve(json)) {
+    throw new VerifyError("not-jwe", EPK_MESSAGE);
+  }
+}
+
 /** Decrypt an answer with the request's ephemeral key, then {@link verifySigned} it. */
 export async function openResponse(
   body: Uint8Array,
@@ -87,6 +102,7 @@ export async function openResponse(
   if (header["alg"] !== JWE_ALG || header["enc"] !== JWE_ENC) {
     throw new VerifyError("wrong-alg", `the answer is not encrypted with ${JWE_ALG} / ${JWE_ENC}`);
   }
+  checkEpk(header["epk"]);
   let plaintext: Uint8Array;
   try {
     plaintext = (
@@ -135,7 +151,7 @@ export async function verifySigned(
 }
 
 function show(value: unknown): string {
-  return value === undefined ? "None" : typeof value === "string" ? `'${value}'` : JSON.stringify(value);
+  return value === undefined ? "None" : typeof value === "string" ? repr(value) : JSON.stringify(value);
 }
 
 /**
@@ -180,10 +196,10 @@ function checkPayload(
   const stack = str(p, "stack");
   const client = str(p, "client");
   if (stack !== config.stack) {
-    throw new VerifyError("wrong-stack", `the payload is for stack '${stack}', not '${config.stack}'`);
+    throw new VerifyError("wrong-stack", `the payload is for stack ${repr(stack)}, not ${repr(config.stack)}`);
   }
   if (client !== config.client) {
-    throw new VerifyError("wrong-client", `the payload is for client '${client}', not '${config.client}'`);
+    throw new VerifyError("wrong-client", `the payload is for client ${repr(client)}, not ${repr(config.client)}`);
   }
   const credentialId = str(p, "credential_id");
   const key = str(p, "key");

@@ -124,6 +124,23 @@ describe("failover and backoff", () => {
     assert.equal(result.key, "0123456789abcdef0123");
     assert.deepEqual(result.attempts.map((a) => a.outcome), ["verify:bad-signature", "ok"]);
   });
+
+  test("an answer that breaks the checks themselves is one failed attempt, not a crash", async () => {
+    const stack = await Stack.create();
+    const good = await stack.sign();
+    // A body that is not bytes (a transport gone wrong) makes the checks throw a TypeError.
+    const broken = { status: 200, headers: { "Content-Type": "application/jose" }, body: 7 as unknown as Uint8Array };
+    const { fetcher } = await setup((req) => (req.url.startsWith(URL_A) ? broken : joseAnswer(req, good)), {}, stack);
+    const result = await fetcher.refresh();
+    assert.equal(result.source, URL_B);
+    assert.deepEqual(
+      result.attempts.map((a) => [a.outcome, a.detail]),
+      [
+        ["verify:unreadable", "the answer could not be read (TypeError)"],
+        ["ok", "web-2026-11"],
+      ],
+    );
+  });
 });
 
 describe("clock skew", () => {

@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from joserfc import jws
 
 from keyops.build import signing, stacks
 from keyops.core import b64
-from keyops.core.atomic import PRIVATE, PUBLIC, fsync_dir, write_atomic
+from keyops.core.atomic import PRIVATE, PUBLIC, publish_dir, stage_dir, write_atomic
 from keyops.core.dates import utcnow
 from keyops.core.errors import BundleError, BundleExpired, InputError, RepositoryError
 from keyops.core.model import ClientFile
@@ -199,24 +198,11 @@ def write_bundle(bundle: Bundle, out_dir: Path) -> Path:
         for name, data, mode in files:
             write_atomic(out_dir / name, data, mode=mode)
     else:
-        try:
-            out_dir.parent.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-        except OSError as exc:
-            raise InputError(
-                f"cannot write the bundle to {out_dir}: {exc.strerror or exc}",
-                "Check the directory's permissions and free space.",
-            ) from None
+        staging = stage_dir(out_dir)
         try:
             for name, data, mode in files:
                 write_atomic(staging / name, data, mode=mode)
-            staging.rename(out_dir)
-            fsync_dir(out_dir.parent)
-        except OSError as exc:
-            raise InputError(
-                f"cannot write the bundle to {out_dir}: {exc.strerror or exc}",
-                "Check the directory's permissions and free space.",
-            ) from None
+            publish_dir(staging, out_dir)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     written = Bundle.load(out_dir, now=bundle.iat, jwks=bundle.jwks_doc)

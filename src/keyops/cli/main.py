@@ -37,7 +37,7 @@ from types import ModuleType
 from typing import NoReturn
 
 from keyops import __version__
-from keyops.core.atomic import PRIVATE, write_atomic
+from keyops.core.atomic import PRIVATE, make_dirs, write_atomic
 from keyops.core.errors import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -250,7 +250,7 @@ def report_unexpected(exc: BaseException, argv: Sequence[str]) -> int:
     for directory in (crash_log_dir(), Path(tempfile.gettempdir())):
         candidate = directory / f"keyops-crash-{stamp}-{os.getpid()}.log"
         try:
-            directory.mkdir(parents=True, exist_ok=True)
+            make_dirs(directory, 0o700)
             write_atomic(candidate, text.encode(), mode=PRIVATE, overwrite=False)
         except (OSError, KeyopsError):
             continue
@@ -289,7 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # Output piped to a closed reader (e.g. `| head`): not an error of keyops.
-        devnull = os.open(os.devnull, os.O_WRONLY)
+        devnull = os.open(os.devnull, os.O_WRONLY)  # why: /dev/null itself, never a path of ours
         os.dup2(devnull, sys.stdout.fileno())
         return 0
     except ModuleNotFoundError as exc:

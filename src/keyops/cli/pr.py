@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from keyops.cli.proposal import Proposal, Target
-from keyops.core.atomic import write_atomic
+from keyops.core.atomic import make_dirs, write_atomic
 from keyops.core.errors import RepositoryError
 from keyops.store import git
 
@@ -143,7 +143,7 @@ def open_pull_request(target: Target, proposal: Proposal) -> None:
     text = body(target, proposal, check_summary(target, base_ref))
     git_dir = Path(_git(root, "rev-parse", "--absolute-git-dir"))
     body_file = git_dir / "keyops" / f"pr-{branch.replace('/', '-')}.md"
-    body_file.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(body_file.parent)
     write_atomic(body_file, text.encode())
     print(f"committed on branch {branch}: {title}")
     stacked_on = unmerged_base(root, base_branch)

@@ -21,8 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from keyops.core.atomic import PUBLIC, write_atomic
-from keyops.core.errors import WriteError
+from keyops.core.atomic import PUBLIC, make_dirs, write_atomic
 from keyops.core.text import printable
 
 VERSION = 1
@@ -105,13 +104,6 @@ def update(root: Path, stack: str, fresh: Mapping[str, Entry], keep: Iterable[st
         "credentials": {cid: asdict(merged[cid]) for cid in sorted(merged)},
     }
     path = path_for(root, stack)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise WriteError(
-            str(path),
-            exc.strerror or type(exc).__name__,
-            "Check that .keyops/ is a writable directory.",
-        ) from None
+    make_dirs(path.parent)
     write_atomic(path, (json.dumps(document, indent=2) + "\n").encode(), mode=PUBLIC)
     return path

@@ -16,11 +16,13 @@ from urllib.parse import urlsplit
 
 from joserfc.jwk import ECKey
 
-from keyops.core import b64
+from keyops.core import b64, safejson
 from keyops.core.errors import ClientConfigError, InputError
 
-KEY_RE = re.compile(r"^[0-9a-f]{20}$")
-ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{2,62}$")
+# Used with fullmatch, and anchored with \A and \Z (never "$", which also matches before a
+# final newline), so that "0123456789abcdef0123\n" is not a key.
+KEY_RE = re.compile(r"\A[0-9a-f]{20}\Z")
+ID_RE = re.compile(r"\A[a-z0-9][a-z0-9-]{2,62}\Z")
 #: Shortest HMAC key accepted (docs/file-format.md: at least 32 random bytes).
 MIN_SECRET_BYTES = 32
 FIX = ClientConfigError.FIX
@@ -120,9 +122,9 @@ def _bundled(data: dict[str, Any]) -> BundledKey | None:
     cred = _string(value, "credential_id", where)
     key = _string(value, "key", where)
     cluster = _string(value, "cluster", where)
-    if not ID_RE.match(cred):
+    if not ID_RE.fullmatch(cred):
         raise ClientConfigError(f"{where}.credential_id", "is not a credential id")
-    if not KEY_RE.match(key):
+    if not KEY_RE.fullmatch(key):
         raise ClientConfigError(f"{where}.key", "is not 20 lowercase hex characters")
     return BundledKey(cred, key, cluster)
 
@@ -153,9 +155,13 @@ def load(path: Path) -> ClientConfig:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8"
         raise InputError(f"client config {path} cannot be read ({reason})", FIX) from None
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ClientConfigError(
-            f"{path} line {exc.lineno} column {exc.colno}", f"not JSON ({exc.msg})"
-        ) from None
+        data = safejson.parse(text)
+    except ValueError as exc:
+        syntax = exc.__cause__
+        where = (
+            f"{path} line {syntax.lineno} column {syntax.colno}"
+            if isinstance(syntax, json.JSONDecodeError)
+            else str(path)
+        )
+        raise ClientConfigError(where, str(exc)) from None
     return parse(data)

@@ -12,6 +12,7 @@ State machine (docs/client.md draws it):
                401 stale-token                                   ──> correct clock skew from Date,
                                                                       retry this endpoint once
                other 4xx / verification failure                 ──> next endpoint; not retried
+               an answer it cannot read at all (any exception)  ──> next endpoint; not retried
            every endpoint failed:
                unexpired cached payload  ──> use it (stale)
                bundled fallback key      ──> use it
@@ -22,12 +23,13 @@ State machine (docs/client.md draws it):
 from __future__ import annotations
 
 import email.utils
-import json
 import random as _random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
+
+from joserfc.jwk import ECKey
 
 from keyops.client import token as tokens
 from keyops.client.backoff import Backoff
@@ -35,6 +37,7 @@ from keyops.client.cache import Cache, CacheEntry
 from keyops.client.config import ClientConfig
 from keyops.client.transport import Request, Response, Transport, http_transport
 from keyops.client.verify import Verified, open_response, verify_signed
+from keyops.core import safejson
 from keyops.core.errors import CacheError, NothingUsable, TransportError, VerifyError
 from keyops.core.text import printable
 
@@ -257,7 +260,7 @@ class Fetcher:
                 f"{self.config.stack}/{self.config.client}; ignoring it"
             )
             return
-        self._high_water = max(0, entry.high_water)
+        self._high_water = entry.high_water
         try:
             verified = verify_signed(entry.signed, self.config, self.clock(), 0)
         except VerifyError as exc:
@@ -325,7 +328,7 @@ class Fetcher:
             return False
         try:
             server = email.utils.parsedate_to_datetime(date).timestamp()
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError, OSError):  # a date no calendar holds
             return False
         self._skew = server - self.clock()
         return True
@@ -344,33 +347,54 @@ class Fetcher:
             response = self.transport(request)
         except TransportError as exc:
             return None, Attempt(url, False, "unreachable", str(exc), True), None
+        try:
+            verified, attempt = self._classify(url, response, signed.ephemeral)
+        except Exception as exc:  # the last resort: an answer must never crash the app
+            detail = f"the answer could not be read ({type(exc).__name__})"
+            return None, Attempt(url, False, "verify:unreadable", detail, False), response
+        return verified, attempt, response
+
+    def _classify(
+        self, url: str, response: Response, ephemeral: ECKey
+    ) -> tuple[Verified | None, Attempt]:
+        """What one answer means (docs/client.md, section 2.3), checked as in section 2.4."""
         if response.status != 200:
-            return None, _http_failure(url, response), response
+            return None, _http_failure(url, response)
         media = (response.header("Content-Type") or "").split(";")[0].strip().lower()
         if media != "application/jose":
             detail = f"200 with Content-Type {media or 'none'!r}, not application/jose"
-            return None, Attempt(url, False, "http-200:wrong-type", detail, False), response
+            return None, Attempt(url, False, "http-200:wrong-type", detail, False)
         try:
             verified = open_response(
-                response.body, signed.ephemeral, self.config, self.clock(), self._high_water
+                response.body, ephemeral, self.config, self.clock(), self._high_water
             )
         except VerifyError as exc:
-            return None, Attempt(url, False, f"verify:{exc.reason}", exc.what, False), response
-        return verified, Attempt(url, True, "ok", f"{verified.credential_id}", False), response
+            return None, Attempt(url, False, f"verify:{exc.reason}", exc.what, False)
+        return verified, Attempt(url, True, "ok", f"{verified.credential_id}", False)
 
 
 def _http_failure(url: str, response: Response) -> Attempt:
     code = title = ""
     try:
-        problem = json.loads(response.body)
-        if isinstance(problem, dict):
-            code = printable(str(problem.get("code") or ""), 40)
-            title = printable(str(problem.get("title") or ""), 120)
+        problem = safejson.parse(response.body)
     except ValueError:
-        pass
+        problem = None  # not a problem document: the status alone says it
+    if isinstance(problem, dict):
+        code = printable(_text(problem.get("code")), 40)
+        title = printable(_text(problem.get("title")), 120)
     outcome = f"http-{response.status}" + (f":{code}" if code else "")
     detail = (
         f"HTTP {response.status}" + (f" {code}" if code else "") + (f": {title}" if title else "")
     )
     retryable = response.status in RETRYABLE_STATUSES or response.status >= 500
     return Attempt(url, False, outcome, detail, retryable)
+
+
+def _text(value: object) -> str:
+    """A problem member as text; one too odd to print (a deeply nested list, say) is dropped."""
+    if not value:
+        return ""
+    try:
+        return str(value)
+    except (ValueError, RecursionError):
+        return ""

@@ -15,17 +15,19 @@ from typing import Any
 from joserfc import jwt
 from joserfc.jwk import ECKey, OctKey
 
-from keyops.client.config import ClientConfig
+from keyops.client.config import ID_RE, ClientConfig
 from keyops.core.errors import UsageError
 
-INSTALL_ID_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
-# Semantic Versioning 2.0.0, the grammar the server compares app versions with.
+INSTALL_ID_RE = re.compile(r"\A[A-Za-z0-9_-]{8,64}\Z")
+# Semantic Versioning 2.0.0, the grammar the server compares app versions with. Digits are
+# [0-9]: "\d" also matches every other script's digits (ARABIC-INDIC DIGIT FIVE, say).
+_NUMBER = r"(?:0|[1-9][0-9]*)"
+_PRE = r"(?:0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*)"
 SEMVER_RE = re.compile(
-    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
-    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
-    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
+    rf"\A{_NUMBER}\.{_NUMBER}\.{_NUMBER}"
+    rf"(?:-{_PRE}(?:\.{_PRE})*)?"
+    r"(?:\+[0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*)?\Z"
 )
-ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{2,62}$")
 
 
 @dataclass(frozen=True)
@@ -38,17 +40,17 @@ class Identity:
     held: str | None = None
 
     def __post_init__(self) -> None:
-        if not SEMVER_RE.match(self.app_version):
+        if not SEMVER_RE.fullmatch(self.app_version):
             raise UsageError(
                 f"app version {self.app_version!r} is not a semantic version",
                 "Use MAJOR.MINOR.PATCH, e.g. 5.2.0.",
             )
-        if not INSTALL_ID_RE.match(self.install_id):
+        if not INSTALL_ID_RE.fullmatch(self.install_id):
             raise UsageError(
                 "the install id must be 8-64 characters of A-Z a-z 0-9 _ -",
                 "Generate it once per install, e.g. a random UUID without braces.",
             )
-        if self.held is not None and not ID_RE.match(self.held):
+        if self.held is not None and not ID_RE.fullmatch(self.held):
             raise UsageError(f"held credential id {self.held!r} is not a credential id", "")
 
 

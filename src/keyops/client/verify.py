@@ -11,24 +11,27 @@ Two layers, checked in this order:
 
 The endpoint never holds the signing key, so these checks are what make a compromised endpoint
 unable to hand out a key of its choosing.
+
+An answer is hostile input: every way it can be malformed (JSON nested thousands deep, a point
+off the curve, a type the JOSE library did not expect) ends in a :class:`VerifyError`, never in
+another exception.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from joserfc import jwe, jws
-from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
 
 from keyops.client.config import ID_RE, KEY_RE, ClientConfig
-from keyops.core import b64
+from keyops.core import b64, safejson
 from keyops.core.errors import VerifyError
 
 JWE_ALGORITHMS = ("ECDH-ES+A256KW", "A256GCM")
 JWS_ALGORITHMS = ("ES256",)
+EPK_MESSAGE = "the JWE header's epk is not a P-256 public key"
 
 
 @dataclass(frozen=True)
@@ -61,9 +64,10 @@ def open_response(
         raise VerifyError(
             "wrong-alg", f"the answer is not encrypted with {' / '.join(JWE_ALGORITHMS)}"
         )
+    _check_epk(header.get("epk"))
     try:
         opened = jwe.decrypt_compact(text, ephemeral, algorithms=list(JWE_ALGORITHMS))
-    except JoseError:
+    except Exception:  # joserfc and cryptography raise many types on hostile input
         raise VerifyError(
             "decrypt-failed", "the answer does not decrypt with this request's key"
         ) from None
@@ -93,12 +97,12 @@ def verify_signed(
         payload_bytes = jws.deserialize_compact(
             signed, key, algorithms=list(JWS_ALGORITHMS)
         ).payload
-    except JoseError:
+    except Exception:  # JoseError, and whatever a malformed part makes the library raise
         raise VerifyError(
             "bad-signature", f"the signature does not verify with pinned key {kid!r}"
         ) from None
     try:
-        payload = json.loads(payload_bytes)
+        payload = safejson.parse(payload_bytes)
     except ValueError:
         raise VerifyError("bad-payload", "the signed payload is not JSON") from None
     return _check_payload(payload, signed, config, now, min_bundle_version)
@@ -111,12 +115,29 @@ def _peek_header(compact: str, parts: int, what: str) -> dict[str, Any]:
     if len(pieces) != parts:
         raise VerifyError(reason, f"the answer is not a compact {what}")
     try:
-        header = json.loads(b64.decode(pieces[0]))
+        header = safejson.parse(b64.decode(pieces[0]))
     except ValueError:
         raise VerifyError(reason, f"the {what} header is not base64url JSON") from None
     if not isinstance(header, dict):
         raise VerifyError(reason, f"the {what} header is not a JSON object")
     return header
+
+
+def _check_epk(epk: Any) -> None:
+    """The sender's ephemeral key must be a P-256 public key, and only that.
+
+    A JOSE library may accept an ``epk`` that carries a private ``d`` (and use its public half),
+    or fail on a point off the curve with an exception of its own; both are refused here, before
+    any key is used.
+    """
+    if isinstance(epk, dict) and "d" in epk:
+        raise VerifyError("not-jwe", "the JWE header's epk holds a private key ('d')")
+    if not isinstance(epk, dict) or epk.get("kty") != "EC" or epk.get("crv") != "P-256":
+        raise VerifyError("not-jwe", EPK_MESSAGE)
+    try:
+        ECKey.import_key(dict(epk))  # checks that the point is on the curve
+    except Exception:  # joserfc and cryptography raise several types for a bad point
+        raise VerifyError("not-jwe", EPK_MESSAGE) from None
 
 
 def _int(payload: dict[str, Any], name: str) -> int:
@@ -149,9 +170,9 @@ def _check_payload(
             "wrong-client", f"the payload is for client {client!r}, not {config.client!r}"
         )
     credential_id, key = _str(payload, "credential_id"), _str(payload, "key")
-    if not ID_RE.match(credential_id):
+    if not ID_RE.fullmatch(credential_id):
         raise VerifyError("bad-payload", "the payload's 'credential_id' is not a credential id")
-    if not KEY_RE.match(key):
+    if not KEY_RE.fullmatch(key):
         raise VerifyError("bad-payload", "the payload's 'key' is not 20 lowercase hex characters")
     exp = _int(payload, "exp")
     if exp <= now:

@@ -9,14 +9,24 @@ the old file or the new one; a leftover temporary file is named so the next writ
 
 ``overwrite=False`` publishes with ``link`` instead of ``rename``, which fails when the target
 exists: a file keyops must never replace (a secret handed to a user) is refused atomically.
+
+The same rules for the rest: :func:`make_dirs` creates directories and refuses one that is a
+symlink; :func:`stage_dir` and :func:`publish_dir` build a whole directory under a random name
+(``mkdtemp``: mode 0700, created exclusively) and rename it into place; :func:`append_nofollow`
+appends to a file another program owns (the Actions job summary) without following a link.
+Nothing else in keyops creates or writes a file.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
+import shutil
 import signal
+import stat
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -148,3 +158,94 @@ def write_text_atomic(
     path: Path | str, text: str, *, mode: int = PUBLIC, overwrite: bool = True
 ) -> None:
     write_atomic(path, text.encode("utf-8"), mode=mode, overwrite=overwrite)
+
+
+def make_dirs(path: Path | str, mode: int = 0o755) -> Path:
+    """Create ``path`` and its missing parents, and refuse it when it is a symlink.
+
+    A directory keyops writes into by a name anyone can predict (the crash-log directory, one
+    inside ``.git``) must not be a link planted to send the files elsewhere.
+    """
+    target = Path(path)
+    try:
+        os.makedirs(target, mode=mode, exist_ok=True)
+    except FileExistsError:
+        pass  # a file, or a dangling link: told apart below
+    except OSError as exc:
+        raise WriteError(
+            str(target), exc.strerror or str(exc), "Check the parent directory's permissions."
+        ) from None
+    info = os.lstat(target)
+    if stat.S_ISLNK(info.st_mode):
+        raise WriteError(
+            str(target), "it is a symlink", "Remove the link; keyops writes into real directories."
+        )
+    if not stat.S_ISDIR(info.st_mode):
+        raise WriteError(str(target), "it is not a directory", "Move that file away.")
+    return target
+
+
+def stage_dir(target: Path | str) -> Path:
+    """A new, empty, private (0700) directory beside ``target``, under a random name.
+
+    Fill it, then :func:`publish_dir` it: readers of ``target`` see the old directory or the
+    complete new one, and a link planted at any predictable staging name is never used.
+    """
+    final = Path(target)
+    make_dirs(final.parent)
+    try:
+        # why: mkdtemp is mkdir with a random name and mode 0700; it fails on any existing name
+        return Path(tempfile.mkdtemp(prefix=f".{final.name}{TEMP_MARK}", dir=final.parent))
+    except OSError as exc:
+        raise WriteError(
+            str(final), exc.strerror or str(exc), "Check the directory's permissions."
+        ) from None
+
+
+def publish_dir(staging: Path, target: Path | str, *, replace: bool = False) -> None:
+    """Rename ``staging`` to ``target``; with ``replace``, an existing directory goes first.
+
+    A ``target`` that is a symlink or a file is refused, never followed or removed.
+    """
+    final = Path(target)
+    if final.is_symlink() or (final.exists() and not final.is_dir()):
+        raise WriteError(str(final), "it is not a directory", "Choose another output path.")
+    try:
+        if replace and final.exists():
+            shutil.rmtree(final)
+        # why: rename(2) of a directory replaces at most an empty directory, never follows a link
+        os.rename(staging, final)
+    except OSError as exc:
+        raise WriteError(
+            str(final), exc.strerror or str(exc), "Check the directory's permissions."
+        ) from None
+    fsync_dir(final.parent)
+
+
+def append_nofollow(path: Path | str, data: bytes, *, mode: int = PUBLIC) -> None:
+    """Append ``data`` to ``path`` (created if missing), never through a symlink.
+
+    For a file another program owns and keeps appending to, such as the Actions job summary:
+    replacing it would drop what earlier steps wrote, so this is the one write that is not
+    atomic; ``O_NOFOLLOW`` still refuses a link planted at the name.
+    """
+    target = Path(path)
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+    flags |= getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(target, flags, mode)
+    except OSError as exc:
+        reason = "it is a symlink" if exc.errno == errno.ELOOP else exc.strerror or str(exc)
+        raise WriteError(str(target), reason, "Name a regular file.") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise WriteError(str(target), "it is not a regular file", "Name a regular file.")
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "ab", closefd=False) as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        raise WriteError(str(target), exc.strerror or str(exc), "Check free space.") from None
+    finally:
+        os.close(fd)

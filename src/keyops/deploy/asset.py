@@ -27,7 +27,6 @@ from __future__ import annotations
 import compileall
 import importlib.metadata as metadata
 import json
-import os
 import py_compile
 import shutil
 import subprocess
@@ -40,6 +39,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 import keyops
+from keyops.core.atomic import publish_dir, stage_dir, write_atomic
 from keyops.core.errors import AssetError
 
 HANDLER = "keyops.endpoint.lambda_handler.handler"
@@ -101,10 +101,10 @@ def _copy_package(target: Path) -> None:
     """Only the packages the endpoint imports: the function holds nothing it does not run."""
     source = Path(keyops.__file__).resolve().parent
     dest = target / "keyops"
-    dest.mkdir(parents=True)
+    dest.mkdir(parents=True)  # why: inside the private staging directory (see build_asset)
     for name in ("__init__.py", "py.typed"):
         if (source / name).is_file():
-            shutil.copy2(source / name, dest / name)
+            shutil.copy2(source / name, dest / name)  # why: into the private staging directory
 
     def ignore(directory: str, names: list[str]) -> set[str]:
         here = Path(directory).relative_to(source).as_posix()
@@ -112,6 +112,7 @@ def _copy_package(target: Path) -> None:
         return skip | {n for n in names if f"{here}/{n}" in EXCLUDED_FILES}
 
     for package in SERVER_PACKAGES:
+        # why: into the private staging directory, where nothing can be planted
         shutil.copytree(source / package, dest / package, ignore=ignore)
 
 
@@ -126,8 +127,9 @@ def _copy_distributions(dists: Sequence[metadata.Distribution], target: Path) ->
             if not src.is_file():
                 continue
             dest = target.joinpath(*parts)
+            # why: both inside the private staging directory, where nothing can be planted
             dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest)
+            shutil.copy2(src, dest)  # why: as above
 
 
 def _compile(root: Path, runtime: str) -> bool:
@@ -225,7 +227,11 @@ def build_asset(
     requirements: Sequence[str] = SERVER_REQUIREMENTS,
     pip_args: Sequence[str] = (),
 ) -> LambdaAsset:
-    """Assemble the asset in a sibling temporary directory, then move it into place."""
+    """Assemble the asset in a private staging directory beside ``out_dir``, then move it there.
+
+    The staging directory has a random name and mode 0700 (``keyops.core.atomic.stage_dir``),
+    so nothing can be planted in it while pip and the copies fill it.
+    """
     if strategy not in STRATEGIES:
         raise AssetError(f"unknown asset strategy {strategy!r}", f"Use one of {STRATEGIES}.")
     if not bundle_dir.is_dir():
@@ -234,9 +240,7 @@ def build_asset(
     dists = closure(requirements)
     # Every distribution pinned, not only the top level: the function runs what the tests ran.
     pins = [f"{canonicalize_name(d.metadata['Name'])}=={d.version}" for d in dists]
-    work = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    work = stage_dir(out_dir)
     try:
         used = strategy
         if strategy in ("auto", "pip"):
@@ -256,7 +260,7 @@ def build_asset(
         if used == "copy":
             _copy_distributions(dists, work)
         _copy_package(work)
-        shutil.copytree(bundle_dir, work / BUNDLE_DIR)
+        shutil.copytree(bundle_dir, work / BUNDLE_DIR)  # why: into the private staging directory
         names = tuple(f"{d.metadata['Name']}=={d.version}" for d in dists)
         manifest = {
             "handler": HANDLER,
@@ -267,11 +271,11 @@ def build_asset(
             "platform": platform if used == "pip" else f"local:{sys.platform}",
             "distributions": list(names),
         }
-        (work / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        write_atomic(
+            work / MANIFEST, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+        )
         _normalize_modes(work)
-        shutil.rmtree(out_dir, ignore_errors=True)
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        work.rename(out_dir)
+        publish_dir(work, out_dir, replace=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return LambdaAsset(out_dir, used, str(manifest["platform"]), names)

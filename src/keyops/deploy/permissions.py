@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from keyops.core.atomic import write_atomic
+from keyops.core.atomic import make_dirs, write_atomic
 from keyops.deploy.config import NAMESPACE, DeployConfig, parse
 
 #: Stands for the AWS account id in the committed files.
@@ -499,7 +499,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 continue
             stale.append(target.relative_to(args.root).as_posix())
             if not args.check:
-                target.parent.mkdir(parents=True, exist_ok=True)
+                make_dirs(target.parent)
                 write_atomic(target, data)
     verb = "differ from the stack settings" if args.check else "written"
     for path in stale:

@@ -31,7 +31,7 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from keyops.core.atomic import PUBLIC, write_atomic
+from keyops.core.atomic import PUBLIC, make_dirs, write_atomic
 from keyops.core.errors import RepositoryError, SopsError, WriteError
 from keyops.store import git
 from keyops.store.sops import Sops
@@ -94,7 +94,7 @@ def record_write(root: Path, relpath: str, data: bytes, by: str) -> None:
     record = _read_record(path)
     record[relpath] = {"sha256": hashlib.sha256(data).hexdigest(), "by": by}
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(path.parent)
         write_atomic(path, json.dumps(record, indent=2, sort_keys=True).encode())
     except (OSError, WriteError):
         return

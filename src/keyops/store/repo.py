@@ -12,7 +12,8 @@ from keyops.store.sources import CREDENTIALS_DIR
 def find_root(explicit: Path | None = None) -> Path:
     """The repository root: ``--repo``, ``$KEYOPS_REPO``, or upward from the current directory.
 
-    A root is a directory holding ``credentials/`` or ``.sops.yaml``.
+    A root is a directory holding ``credentials/`` or ``.sops.yaml``. A ``credentials/`` that is
+    a symlink is refused here, so that no command reads or writes through it.
     """
     given = explicit or (Path(os.environ["KEYOPS_REPO"]) if os.environ.get("KEYOPS_REPO") else None)
     if given is not None:
@@ -24,15 +25,32 @@ def find_root(explicit: Path | None = None) -> Path:
                 f"{given} is not a keyops repository (no {CREDENTIALS_DIR}/ or .sops.yaml)",
                 "Point --repo at the directory that holds credentials/ and .sops.yaml.",
             )
-        return root
+        return _refuse_linked_credentials(root)
     here = Path.cwd().resolve()
     for candidate in (here, *here.parents):
         if (candidate / CREDENTIALS_DIR).is_dir() or (candidate / ".sops.yaml").is_file():
-            return candidate
+            return _refuse_linked_credentials(candidate)
     raise RepositoryError(
         f"{here} is not inside a keyops repository (no {CREDENTIALS_DIR}/ or .sops.yaml above it)",
         "Run keyops from the repository, or pass --repo DIR.",
     )
+
+
+def _refuse_linked_credentials(root: Path) -> Path:
+    """``root``, unless its ``credentials/`` is a symlink.
+
+    A symlinked credential file is refused (git keeps only a link's target text, so CI would
+    read something else than this working tree); a symlinked directory is the same hole one
+    level up, and a rotation would write wherever it points.
+    """
+    credentials = root / CREDENTIALS_DIR
+    if credentials.is_symlink():
+        raise RepositoryError(
+            f"{credentials} is a symlink (to {os.readlink(credentials)}); keyops refuses a "
+            "symlinked credentials directory, as it refuses a symlinked credential file",
+            "Replace the link with the directory itself.",
+        )
+    return root
 
 
 def relative_arg(root: Path, raw: str) -> str:

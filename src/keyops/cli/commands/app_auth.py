@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import os
 import re
 import secrets
 from pathlib import Path
@@ -67,7 +68,9 @@ def app_auth(args: argparse.Namespace) -> int:
         if args.secret_from_file or args.secret_out:
             raise UsageError("--secret-from-file and --secret-out apply to rotate only", "")
         return run_change(args, _retire(args.kid))
-    if args.secret_out is not None and args.secret_out.exists():
+    # Checked before the rotation, or its secret could not be handed over; lexists, so that a
+    # dangling link planted at the name counts as taken (write_atomic refuses it too).
+    if args.secret_out is not None and os.path.lexists(args.secret_out):
         raise InputError(
             f"{args.secret_out} already exists", "Name a new file; keyops never overwrites it."
         )
