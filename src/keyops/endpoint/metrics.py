@@ -43,6 +43,10 @@ class Metrics:
         with self._lock:
             self.responses[(status, code)] += 1
 
+    def count_reload_failure(self) -> None:
+        with self._lock:
+            self.reload_failures += 1
+
     # -- sharing between worker processes --------------------------------------------------
     def _snapshot(self) -> dict[str, Any]:
         with self._lock:
