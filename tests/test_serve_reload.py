@@ -2,47 +2,34 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 import os
 from pathlib import Path
 from typing import Any
 
 import pytest
-from joserfc import jws
-from joserfc.jwk import ECKey
 
 from keyops.build.bundle import build_bundle, write_bundle
 from keyops.endpoint.core import Endpoint
 from keyops.endpoint.reload import BundleWatcher
-from keyops.protocol.bundle import BUNDLE_FILE, BUNDLE_TYP, Bundle
+from keyops.protocol.bundle import BUNDLE_FILE, Bundle
+from support.endpoint import Forger, b64json
 from support.repo import KeyRepo
-
-
-def _b64json(part: str) -> Any:
-    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
 
 
 def forge(bundle: Bundle, **changes: Any) -> bytes:
     """A self-consistent bundle signed by an attacker's key (every payload re-signed too)."""
-    key = ECKey.generate_key("P-256", parameters={"kid": bundle.signing_kid})
-    public = {**key.as_dict(private=False), "kid": bundle.signing_kid, "alg": "ES256"}
-    doc = _b64json(bundle.raw.decode().split(".")[1])
-    doc["jwks"] = {"keys": [public]}
-    doc.update(changes)
-    for client in doc["clients"].values():
+    forger = Forger.of(bundle.raw, kid=bundle.signing_kid)
+    forger.doc.update(changes)
+    for client in forger.doc["clients"].values():
         for item in client["serve"]:
-            payload = _b64json(item["jws"].split(".")[1]) | {
+            payload = b64json(item["jws"].split(".")[1]) | {
                 "key": "f" * 20,
-                "stack": doc["stack"],
-                "bundle_version": doc["bundle_version"],
+                "stack": forger.doc["stack"],
+                "bundle_version": forger.doc["bundle_version"],
             }
-            item["jws"] = jws.serialize_compact(
-                {"alg": "ES256", "kid": bundle.signing_kid}, json.dumps(payload), key
-            )
-    header = {"alg": "ES256", "kid": bundle.signing_kid, "typ": BUNDLE_TYP}
-    return jws.serialize_compact(header, json.dumps(doc), key).encode()
+            item["jws"] = forger.sign(payload)
+    return forger.bundle()
 
 
 @pytest.fixture

@@ -135,11 +135,22 @@ def build_bundle(
 
 
 def previous_version(out_dir: Path) -> int:
-    """The version of a verifiable bundle already in ``out_dir`` (0 when there is none)."""
-    try:
-        return Bundle.load(out_dir, allow_expired=True).bundle_version
-    except BundleError:
+    """The version of the bundle already in ``out_dir`` (0 when there is none).
+
+    A ``bundle.jws`` there that is not a readable, valid bundle is refused rather than ignored:
+    building over it would restart the version count that apps rely on never going back.
+    """
+    file = Path(out_dir) / BUNDLE_FILE
+    if not file.exists() and not file.is_symlink():
         return 0
+    try:
+        return Bundle.load(file, allow_expired=True).bundle_version
+    except BundleError as exc:
+        raise BundleError(
+            f"the output directory {out_dir} holds a previous bundle that cannot be read "
+            f"({exc.what})",
+            f"Remove {file} to start the version count again, or choose another --out.",
+        ) from None
 
 
 def _canonical(doc: Mapping[str, Any]) -> bytes:

@@ -161,9 +161,11 @@ def verify_es256(
     if header.get("alg") != "ES256" or "crit" in header:
         raise ValueError(f"{what} is not signed with ES256")
     kid = header.get("kid")
-    key = keys.get(kid) if isinstance(kid, str) else None
+    if not isinstance(kid, str):
+        raise ValueError(f"{what} has a kid that is not a string")
+    key = keys.get(kid)
     if key is None:
-        raise ValueError(f"{what} is signed by kid {kid!r}, which is not pinned")
+        raise ValueError(f"{what} is signed by kid {kid[:80]!r}, which is not pinned")
     if len(signature) != 64:
         raise ValueError(f"the signature of {what} does not verify")
     der = encode_dss_signature(
