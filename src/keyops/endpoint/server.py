@@ -152,6 +152,7 @@ class Connection(asyncio.Protocol):
         self.waiting_since = 0.0
         self.head_bytes = 0
         self.head_done = False
+        self.head_size = 0
         self.url = b""
         self.headers: dict[str, str] = {}
         self.has_body = False
@@ -176,14 +177,16 @@ class Connection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self._refuse(400, "bad-request", "Malformed request: upgrades are not supported")
+            if not self.closing:
+                self._refuse(400, "bad-request", "Malformed request: upgrades are not supported")
             return
         except httptools.HttpParserError:
             if not self.closing:  # a refusal inside a callback already answered
                 self._refuse(400, "bad-request", "Malformed request: not HTTP/1.1")
             return
-        # Count what was fed while no head completed: a head that never ends is refused once
-        # it passes the limit, holding at most one read beyond it.
+        # A complete head is measured by the callbacks; here, count what was fed while no head
+        # completed, so that a head that never ends is refused once it passes the limit,
+        # holding at most one read beyond it.
         self.head_bytes = 0 if self.head_done else self.head_bytes + len(data)
         if not self.closing and self.head_bytes > self.limits.max_head_bytes:
             self._refuse(431, "headers-too-large", "Request headers are larger than 16 KiB")
@@ -201,6 +204,7 @@ class Connection(asyncio.Protocol):
         self.url = b""
         self.headers = {}
         self.has_body = False
+        self.head_size = 0
         # The rest of the head must arrive within the head timeout of the wait's start.
         self._cancel_timer()
         elapsed = time.monotonic() - self.waiting_since
@@ -208,8 +212,10 @@ class Connection(asyncio.Protocol):
 
     def on_url(self, url: bytes) -> None:
         self.url += url
+        self.head_size += len(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self.head_size += len(name) + len(value) + 4
         key = name.decode("latin-1").lower()
         text = value.decode("latin-1")
         previous = self.headers.get(key)
@@ -221,6 +227,10 @@ class Connection(asyncio.Protocol):
         self.head_done = True
         self.head_bytes = 0
         self._cancel_timer()
+        if self.head_size > self.limits.max_head_bytes:
+            self._refuse(431, "headers-too-large", "Request headers are larger than 16 KiB")
+        elif self.parser.should_upgrade():
+            self._refuse(400, "bad-request", "Malformed request: upgrades are not supported")
 
     def on_message_complete(self) -> None:
         if self.closing or self.transport is None:
