@@ -47,6 +47,7 @@ from typing import Any
 import httptools
 
 from keyops.core.errors import ServiceError
+from keyops.endpoint.claims import bad_request
 from keyops.endpoint.core import Endpoint, Request, Response, log_unexpected, problem
 from keyops.endpoint.metrics import Metrics
 from keyops.endpoint.reload import BundleWatcher
@@ -66,6 +67,10 @@ class Limits:
     keep_alive: float = 5.0
     limit_concurrency: int = 1000
     access_log: bool = False
+
+
+def too_large() -> ServiceError:
+    return ServiceError(431, "headers-too-large", "Request headers are larger than 16 KiB")
 
 
 def configure_logging() -> None:
@@ -178,18 +183,18 @@ class Connection(asyncio.Protocol):
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             if not self.closing:
-                self._refuse(400, "bad-request", "Malformed request: upgrades are not supported")
+                self._refuse(bad_request("upgrades are not supported"))
             return
         except httptools.HttpParserError:
             if not self.closing:  # a refusal inside a callback already answered
-                self._refuse(400, "bad-request", "Malformed request: not HTTP/1.1")
+                self._refuse(bad_request("not HTTP/1.1"))
             return
         # A complete head is measured by the callbacks; here, count what was fed while no head
         # completed, so that a head that never ends is refused once it passes the limit,
         # holding at most one read beyond it.
         self.head_bytes = 0 if self.head_done else self.head_bytes + len(data)
         if not self.closing and self.head_bytes > self.limits.max_head_bytes:
-            self._refuse(431, "headers-too-large", "Request headers are larger than 16 KiB")
+            self._refuse(too_large())
 
     def pause_writing(self) -> None:
         pass  # answers are small; a client that stops reading is cut off at MAX_WRITE_BUFFER
@@ -228,15 +233,15 @@ class Connection(asyncio.Protocol):
         self.head_bytes = 0
         self._cancel_timer()
         if self.head_size > self.limits.max_head_bytes:
-            self._refuse(431, "headers-too-large", "Request headers are larger than 16 KiB")
+            self._refuse(too_large())
         elif self.parser.should_upgrade():
-            self._refuse(400, "bad-request", "Malformed request: upgrades are not supported")
+            self._refuse(bad_request("upgrades are not supported"))
 
     def on_message_complete(self) -> None:
         if self.closing or self.transport is None:
             return
         if self.has_body:
-            self._refuse(400, "bad-request", "Malformed request: a request body is not accepted")
+            self._refuse(bad_request("a request body is not accepted"))
             return
         method = self.parser.get_method().decode("ascii", "replace")
         path = self.url.partition(b"?")[0].decode("latin-1")
@@ -279,9 +284,9 @@ class Connection(asyncio.Protocol):
     def _head_timeout(self) -> None:
         self.close()
 
-    def _refuse(self, status: int, code: str, title: str) -> None:
+    def _refuse(self, error: ServiceError) -> None:
         if self.transport is not None and not self.closing:
-            answer = problem(ServiceError(status, code, title))
+            answer = problem(error)
             date = self.shared.clock.date()
             self.transport.write(encode_response(answer, date, head=False, close=True))
         self.close()
