@@ -21,8 +21,8 @@ newline through, and ``\\d`` other scripts' digits.
 from __future__ import annotations
 
 import hmac
+import os
 import re
-import secrets
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -107,7 +107,7 @@ class Verifier:
             for kid, secret in client.auth_keys.items()
         }
         #: Verifying against this when the client or kid is unknown keeps the work identical.
-        self.decoy = jose.hmac_key(secrets.token_bytes(32))
+        self.decoy = jose.hmac_key(os.urandom(32))
 
     def verify(self, authorization: str | None, now: float) -> Claims:
         token = bearer_token(authorization)

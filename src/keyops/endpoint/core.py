@@ -16,7 +16,6 @@ answers contains a secret, a token or a key.
 from __future__ import annotations
 
 import json
-import logging
 import time
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
@@ -27,8 +26,6 @@ from keyops.endpoint.metrics import CONTENT_TYPE as METRICS_TYPE
 from keyops.endpoint.metrics import Metrics
 from keyops.protocol import jose, selection
 from keyops.protocol.bundle import Bundle
-
-log = logging.getLogger("keyops.endpoint")
 
 CREDENTIALS_PATH = "/v1/credentials"
 HEALTH_PATH = "/healthz"
@@ -104,11 +101,13 @@ def upgrade_required() -> ServiceError:
 
 def log_unexpected(where: str, exc: BaseException) -> None:
     """One line for a bug: the exception's type and innermost frame, never a value."""
+    import logging  # only on this path: the Lambda cold start imports nothing it may not need
+
     tb = exc.__traceback__
     while tb is not None and tb.tb_next is not None:
         tb = tb.tb_next
     at = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb is not None else "?"
-    log.error("%s failed: %s at %s", where, type(exc).__name__, at)
+    logging.getLogger("keyops.endpoint").error("%s failed: %s at %s", where, type(exc).__name__, at)
 
 
 class Endpoint:

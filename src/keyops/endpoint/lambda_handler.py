@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 from keyops.core.errors import BundleError, ServiceError
@@ -47,11 +46,11 @@ class _LoggingMetrics(Metrics):
         print(json.dumps(line), flush=True)
 
 
-def _bundle_path() -> Path:
+def _bundle_path() -> str:
     explicit = os.environ.get("KEYOPS_BUNDLE")
     if explicit:
-        return Path(explicit)
-    return Path(os.environ.get("LAMBDA_TASK_ROOT", ".")) / "bundle"
+        return explicit
+    return os.path.join(os.environ.get("LAMBDA_TASK_ROOT", "."), "bundle")
 
 
 def _not_ready(reason: str) -> None:

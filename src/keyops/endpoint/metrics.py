@@ -15,11 +15,12 @@ import json
 import os
 import threading
 from collections import Counter
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from keyops.core.atomic import PRIVATE, write_atomic
 from keyops.protocol.bundle import Bundle
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 Served = tuple[str, str, str]
@@ -63,6 +64,9 @@ class Metrics:
         total = sum(self.served.values()) + sum(self.responses.values()) + self.reload_failures
         if total == self._flushed_at:
             return
+        # Only keyops serve with several workers gets here: the Lambda never imports this.
+        from keyops.core.atomic import PRIVATE, write_atomic
+
         target = self.shared_dir / f"worker-{os.getpid()}.json"
         write_atomic(target, json.dumps(self._snapshot()).encode(), mode=PRIVATE)
         self._flushed_at = total

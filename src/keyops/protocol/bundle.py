@@ -21,20 +21,20 @@ This module is the read side, shipped in the Lambda asset; ``keyops.build.bundle
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import json
 import os
 import re
 import stat
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from keyops.core import b64
 from keyops.core.errors import BundleError, BundleExpired
 from keyops.protocol import jose
+
+if TYPE_CHECKING:
+    import datetime as dt
 
 FORMAT = "keyops-bundle/1"
 BUNDLE_FILE = "bundle.jws"
@@ -70,15 +70,25 @@ STATES = ("active", "pending")
 MAX_VERSION = 256
 
 
-@dataclass(frozen=True)
-class ServedCredential:
+# Immutable records as NamedTuples rather than dataclasses: importing ``dataclasses`` (and the
+# ``inspect`` it pulls in) was a visible share of the Lambda's cold start. Each __repr__ leaves
+# out what must not reach a log (signed payloads, HMAC keys, the raw bundle).
+
+
+class ServedCredential(NamedTuple):
     """One signed payload the endpoint may hand out, with the rules for whom."""
 
     id: str
     state: str  # active | pending
-    jws: str = field(repr=False)
+    jws: str
     min_app_version: str | None = None
     rollout_percent: int | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"ServedCredential(id={self.id!r}, state={self.state!r}, "
+            f"min_app_version={self.min_app_version!r}, rollout_percent={self.rollout_percent!r})"
+        )
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -90,15 +100,20 @@ class ServedCredential:
         }
 
 
-@dataclass(frozen=True)
-class ServedClient:
+class ServedClient(NamedTuple):
     client: str
     #: app_auth kid -> HMAC key bytes (decoded from base64url); verification only.
-    auth_keys: Mapping[str, bytes] = field(repr=False)
+    auth_keys: Mapping[str, bytes]
     #: Servable credentials in file order (newest first).
     credentials: tuple[ServedCredential, ...]
     #: Every credential id of the client, any state: the allowed ``held`` metric labels.
     credential_ids: tuple[str, ...]
+
+    def __repr__(self) -> str:
+        return (
+            f"ServedClient(client={self.client!r}, credentials={self.credentials!r}, "
+            f"credential_ids={self.credential_ids!r})"
+        )
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -111,8 +126,7 @@ class ServedClient:
         }
 
 
-@dataclass(frozen=True)
-class Bundle:
+class Bundle(NamedTuple):
     stack: str
     bundle_version: int
     iat: int
@@ -121,7 +135,14 @@ class Bundle:
     clients: Mapping[str, ServedClient]
     jwks_doc: Mapping[str, Any]
     #: The signed compact JWS exactly as written to ``bundle.jws``.
-    raw: bytes = field(repr=False)
+    raw: bytes
+
+    def __repr__(self) -> str:
+        return (
+            f"Bundle(stack={self.stack!r}, bundle_version={self.bundle_version}, "
+            f"iat={self.iat}, exp={self.exp}, signing_kid={self.signing_kid!r}, "
+            f"clients={sorted(self.clients)!r})"
+        )
 
     def jwks(self) -> dict[str, Any]:
         """The stack's public signing keys, as pinned by apps."""
@@ -135,7 +156,7 @@ class Bundle:
     @classmethod
     def load(
         cls,
-        path: Path,
+        path: str | os.PathLike[str],
         *,
         now: float | dt.datetime | None = None,
         jwks: Mapping[str, Any] | None = None,
@@ -147,12 +168,11 @@ class Bundle:
         (which proves integrity, not origin). Raises :class:`BundleError` or
         :class:`BundleExpired`.
         """
-        path = Path(path)
-        file = path / BUNDLE_FILE if path.is_dir() else path
+        file = os.fspath(path)
+        if os.path.isdir(file):
+            file = os.path.join(file, BUNDLE_FILE)
         data = read_regular_file(file, MAX_BUNDLE_BYTES + 1)
-        return cls.from_bytes(
-            data, label=str(file), now=now, jwks=jwks, allow_expired=allow_expired
-        )
+        return cls.from_bytes(data, label=file, now=now, jwks=jwks, allow_expired=allow_expired)
 
     @classmethod
     def from_bytes(
@@ -167,7 +187,7 @@ class Bundle:
         return _verify(data, label, _epoch(now), jwks, allow_expired)
 
 
-def read_regular_file(file: Path, limit: int) -> bytes:
+def read_regular_file(file: str | os.PathLike[str], limit: int) -> bytes:
     """At most ``limit`` bytes of ``file``, which must be a regular file.
 
     Opened non-blocking and checked with ``fstat`` before any read: a FIFO at the path would
@@ -209,9 +229,11 @@ def read_regular_file(file: Path, limit: int) -> bytes:
 def _epoch(now: float | dt.datetime | None) -> float:
     if now is None:
         return time.time()
-    if isinstance(now, dt.datetime):
-        return (now if now.tzinfo else now.replace(tzinfo=dt.UTC)).timestamp()
-    return float(now)
+    if isinstance(now, int | float):
+        return float(now)
+    import datetime  # only for a datetime ``now``: the Lambda path never needs the module
+
+    return (now if now.tzinfo else now.replace(tzinfo=datetime.UTC)).timestamp()
 
 
 def _bad(label: str, problem: str) -> BundleError:
@@ -294,7 +316,11 @@ def _verify(
         # Each field is checked above; this is the net under them, for hostile input only.
         raise _bad(label, f"unexpected structure ({type(exc).__name__})") from None
     if not allow_expired and bundle.expired(now):
-        when = dt.datetime.fromtimestamp(bundle.exp, dt.UTC).isoformat(timespec="seconds")
+        import datetime
+
+        when = datetime.datetime.fromtimestamp(bundle.exp, datetime.UTC).isoformat(
+            timespec="seconds"
+        )
         raise BundleExpired(
             f"the bundle {label} of stack {bundle.stack!r} (version {bundle.bundle_version}) "
             f"expired at {when}",
