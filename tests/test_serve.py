@@ -1,4 +1,4 @@
-"""``keyops serve`` as a real uvicorn server on 127.0.0.1: protocol, reloads, expiry, metrics."""
+"""``keyops serve`` as a real server on 127.0.0.1: protocol, reloads, expiry, metrics."""
 
 from __future__ import annotations
 
@@ -79,11 +79,14 @@ def raw_get(url: str, header_value: bytes) -> int | None:
         + header_value
         + b"\r\nConnection: close\r\n\r\n"
     )
+    data = b""
     with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(request)
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
+        try:
+            sock.sendall(request)
+            while chunk := sock.recv(65536):
+                data += chunk
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # refused mid-send: the answer, if any, is in data
     if not data:
         return None  # the HTTP parser dropped the request: no answer, and not a 5xx
     return int(data.split(b" ", 2)[1])
@@ -97,8 +100,9 @@ def raw_get(url: str, header_value: bytes) -> int | None:
     | st.integers(min_value=9000, max_value=60_000).map(lambda n: b"Bearer " + b"A" * n)
 )
 def test_hostile_authorization_headers_live(server: Server, value: bytes) -> None:
-    # Non-UTF-8 and control bytes and huge headers reach the real server: only 400/401 back.
-    assert raw_get(server.url, value) in (None, 400, 401)
+    # Non-UTF-8 and control bytes and huge headers reach the real server: only 400/401 back,
+    # or 431 for a head over 16 KiB.
+    assert raw_get(server.url, value) in (None, 400, 401, 431)
 
 
 def _fetch_loop(url: str, token_for: Any, stop: threading.Event, seen: list[Any]) -> None:

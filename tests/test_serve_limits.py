@@ -6,7 +6,9 @@ No assertion here is about time: a limit on time is checked by the server closin
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import os
 import re
 import select
@@ -17,6 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from keyops.endpoint import server as server_module
+from keyops.endpoint.core import Endpoint, Response
+from keyops.protocol.bundle import Bundle
 from support.endpoint import Server, app_auth, claims, mint, start_server
 from support.repo import KeyRepo
 
@@ -246,3 +251,38 @@ def test_a_fifo_at_the_bundle_path_neither_blocks_nor_stops_the_server(
         assert b"\nkeyops_bundle_reload_failures_total 1\n" in metrics
     finally:
         running.stop()
+
+
+def test_a_bug_while_answering_is_a_problem_500_and_one_log_line(
+    bundle_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """In-process server on 127.0.0.1 whose answer encoding fails for 200s (a stand-in bug)."""
+    real = server_module.encode_response
+
+    def broken(response: Response, date: bytes, *, head: bool, close: bool) -> bytes:
+        if response.status == 200:
+            raise RuntimeError("a value that must not be logged")
+        return real(response, date, head=head, close=close)
+
+    monkeypatch.setattr(server_module, "encode_response", broken)
+    shared = server_module.Shared(Endpoint(Bundle.load(bundle_dir)), server_module.Limits())
+
+    async def main() -> bytes:
+        loop = asyncio.get_running_loop()
+        srv = await loop.create_server(lambda: server_module.Connection(shared), "127.0.0.1", 0)
+        port = srv.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = await asyncio.wait_for(reader.read(), WAIT)
+        writer.close()
+        srv.close()
+        return answer
+
+    with caplog.at_level(logging.ERROR, logger="keyops"):
+        answer = asyncio.run(main())
+    assert answer.startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
+    assert b'"code": "internal-error"' in answer and b"cache-control: no-store\r\n" in answer
+    assert [r.getMessage().split(" at ")[0] for r in caplog.records] == [
+        "answering a request failed: RuntimeError"
+    ]
+    assert "must not be logged" not in caplog.text

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import email.utils
 import json
 import logging
@@ -48,7 +49,14 @@ import httptools
 
 from keyops.core.errors import ServiceError
 from keyops.endpoint.claims import bad_request
-from keyops.endpoint.core import Endpoint, Request, Response, log_unexpected, problem
+from keyops.endpoint.core import (
+    Endpoint,
+    Request,
+    Response,
+    internal_error,
+    log_unexpected,
+    problem,
+)
 from keyops.endpoint.metrics import Metrics
 from keyops.endpoint.reload import BundleWatcher
 
@@ -181,6 +189,11 @@ class Connection(asyncio.Protocol):
         self.head_done = False
         try:
             self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError as exc:
+            # A bug in a callback (the core itself never raises): answered like the core's.
+            log_unexpected("answering a request", exc.__context__ or exc)
+            self._refuse(internal_error())
+            return
         except httptools.HttpParserUpgrade:
             if not self.closing:
                 self._refuse(bad_request("upgrades are not supported"))
@@ -412,7 +425,7 @@ def bind(host: str, port: int, backlog: int = 2048) -> socket.socket:
 
 
 def _worker_command(fd: int, limits: Limits) -> list[str]:
-    settings = json.dumps(limits.__dict__)
+    settings = json.dumps(dataclasses.asdict(limits))
     return [sys.executable, "-m", "keyops.endpoint.server", str(fd), settings]
 
 
@@ -437,7 +450,7 @@ def run(sock: socket.socket, workers: int, limits: Limits) -> None:
     children = [subprocess.Popen(command, pass_fds=(fd,)) for _ in range(workers)]
     try:
         while not stopping:
-            time.sleep(0.2)
+            time.sleep(1.0)  # also the pause before a restart: a crash loop stays slow
             for index, child in enumerate(children):
                 if child.poll() is not None and not stopping:
                     log.warning(
