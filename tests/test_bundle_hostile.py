@@ -25,7 +25,7 @@ from keyops.endpoint import lambda_handler
 from keyops.endpoint.core import Endpoint, Request
 from keyops.endpoint.reload import BundleWatcher
 from keyops.protocol.bundle import BUNDLE_FILE, BUNDLE_TYP, Bundle
-from support.endpoint import Forger, b64json, es256
+from support.endpoint import Forger, b64json, es256, json_values
 from support.repo import KeyRepo
 
 DEEP = "[" * 2000 + "]" * 2000
@@ -142,17 +142,6 @@ def test_the_forger_makes_bundles_the_reader_accepts(good: Bundle) -> None:
     assert Bundle.from_bytes(f.bundle()).clients.keys() == good.clients.keys()
 
 
-json_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(10**30), max_value=10**30)
-    | st.floats()
-    | st.text(max_size=12),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner),
-    max_leaves=10,
-)
-
-
 def paths(doc: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
     if isinstance(doc, dict):
         for key, value in doc.items():
@@ -165,7 +154,7 @@ def paths(doc: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
-@given(data=st.data(), value=json_values)
+@given(data=st.data(), value=json_values(10**30))
 def test_any_value_anywhere_is_a_bundle_or_a_bundle_error(
     good: Bundle, data: st.DataObject, value: Any
 ) -> None:

@@ -182,3 +182,18 @@ class Forger:
     def bundle(self, doc: Any = None, header: Any = None) -> bytes:
         header = {"alg": "ES256", "kid": self.kid, "typ": BUNDLE_TYP} if header is None else header
         return self.sign(self.doc if doc is None else doc, header).encode()
+
+
+def json_values(largest: int = 10**400) -> Any:
+    """A hypothesis strategy: any JSON value, nested, huge integers and non-finite floats too."""
+    from hypothesis import strategies as st
+
+    return st.recursive(
+        st.none()
+        | st.booleans()
+        | st.integers(min_value=-largest, max_value=largest)
+        | st.floats()
+        | st.text(max_size=20),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner),
+        max_leaves=12,
+    )
