@@ -32,6 +32,7 @@ import dataclasses
 import email.utils
 import json
 import logging
+import math
 import os
 import resource
 import signal
@@ -39,7 +40,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
@@ -64,6 +65,8 @@ log = logging.getLogger("keyops.serve")
 DEFAULT_POLL_SECONDS = 1.0
 #: Unsent answer bytes past which a client that does not read is disconnected.
 MAX_WRITE_BUFFER = 1024 * 1024
+#: How often deadlines are checked (see Shared.sweep).
+SWEEP_SECONDS = 0.25
 #: File descriptors kept beyond the connection limit (listening socket, bundle, logs, threads).
 SPARE_FDS = 64
 
@@ -152,6 +155,19 @@ class Shared:
         self.connections.pop(connection, None)
         self.connections[connection] = None
 
+    async def sweep(self) -> None:
+        """Close every connection past its deadline, several times a second.
+
+        One sweep instead of a timer per connection: arming and cancelling timers on every
+        request cost more than the rest of the HTTP layer. A deadline is enforced at most one
+        sweep interval late.
+        """
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            now = time.monotonic()
+            for connection in [c for c in self.connections if c.deadline <= now]:
+                connection.close()
+
 
 class Connection(asyncio.Protocol):
     """One client connection: parse, answer each request in order, enforce the limits."""
@@ -161,7 +177,8 @@ class Connection(asyncio.Protocol):
         self.limits = shared.limits
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
-        self.timer: asyncio.TimerHandle | None = None
+        #: When the connection must have made progress (monotonic seconds); see Shared.sweep.
+        self.deadline = math.inf
         self.waiting_since = 0.0
         self.head_bytes = 0
         self.head_done = False
@@ -180,7 +197,6 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.shared.connections.pop(self, None)
-        self._cancel_timer()
         self.closing = True
 
     def data_received(self, data: bytes) -> None:
@@ -224,9 +240,7 @@ class Connection(asyncio.Protocol):
         self.has_body = False
         self.head_size = 0
         # The rest of the head must arrive within the head timeout of the wait's start.
-        self._cancel_timer()
-        elapsed = time.monotonic() - self.waiting_since
-        self._arm(max(0.0, self.limits.head_timeout - elapsed), self._head_timeout)
+        self.deadline = self.waiting_since + self.limits.head_timeout
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -244,7 +258,7 @@ class Connection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         self.head_done = True
         self.head_bytes = 0
-        self._cancel_timer()
+        self.deadline = math.inf
         if self.head_size > self.limits.max_head_bytes:
             self._refuse(too_large())
         elif self.parser.should_upgrade():
@@ -279,23 +293,7 @@ class Connection(asyncio.Protocol):
     # -- helpers ----------------------------------------------------------------------------
     def _wait_for_request(self) -> None:
         self.waiting_since = time.monotonic()
-        self._cancel_timer()
-        self._arm(min(self.limits.keep_alive, self.limits.head_timeout), self._idle_timeout)
-
-    def _arm(self, delay: float, callback: Callable[[], None]) -> None:
-        loop = asyncio.get_running_loop()
-        self.timer = loop.call_later(delay, callback)
-
-    def _cancel_timer(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-
-    def _idle_timeout(self) -> None:
-        self.close()
-
-    def _head_timeout(self) -> None:
-        self.close()
+        self.deadline = self.waiting_since + min(self.limits.keep_alive, self.limits.head_timeout)
 
     def _refuse(self, error: ServiceError) -> None:
         if self.transport is not None and not self.closing:
@@ -306,7 +304,6 @@ class Connection(asyncio.Protocol):
 
     def close(self) -> None:
         self.closing = True
-        self._cancel_timer()
         self.shared.connections.pop(self, None)
         if self.transport is not None:
             self.transport.close()
@@ -385,15 +382,17 @@ async def serve_socket(sock: socket.socket, limits: Limits) -> None:
         loop.add_signal_handler(signum, stop.set)
     server = await loop.create_server(lambda: Connection(shared), sock=sock)
     watching = asyncio.create_task(watch(watcher, endpoint, poll))
+    sweeping = asyncio.create_task(shared.sweep())
     try:
         await stop.wait()
     finally:
         server.close()
         for connection in list(shared.connections):
             connection.close()
-        watching.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watching
+        for task in (watching, sweeping):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         endpoint.metrics.flush()
 
 
