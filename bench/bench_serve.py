@@ -336,9 +336,9 @@ def serve_phase(
     bundle_dir: Path, minter: Minter, expected_rps: float, seconds: float, workers: int
 ) -> ServeRun:
     port = free_port()
+    command = [sys.executable, "-m", "keyops", "serve", "--bundle", str(bundle_dir)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "keyops", "serve", "--bundle", str(bundle_dir)]
-        + ["--port", str(port), "--workers", str(workers)],
+        [*command, "--port", str(port), "--workers", str(workers)],
         cwd=PROJECT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
