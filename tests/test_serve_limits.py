@@ -286,3 +286,22 @@ def test_a_bug_while_answering_is_a_problem_500_and_one_log_line(
         "answering a request failed: RuntimeError"
     ]
     assert "must not be logged" not in caplog.text
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_port_in_use_is_a_clear_error(
+    served_repo: KeyRepo, bundle_dir: Path, workers: str
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        proc = served_repo.run(
+            "serve", "--bundle", str(bundle_dir), "--port", str(port), "--workers", workers,
+            process=True,
+        )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"error: the server could not start on 127.0.0.1:{port}: Address already in use. "
+        "Is the port already in use? Choose another with --port."
+    )

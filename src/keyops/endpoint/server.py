@@ -65,6 +65,7 @@ log = logging.getLogger("keyops.serve")
 DEFAULT_POLL_SECONDS = 1.0
 #: Unsent answer bytes past which a client that does not read is disconnected.
 MAX_WRITE_BUFFER = 1024 * 1024
+BACKLOG = 2048
 #: How often deadlines are checked (see Shared.sweep).
 SWEEP_SECONDS = 0.25
 #: File descriptors kept beyond the connection limit (listening socket, bundle, logs, threads).
@@ -409,13 +410,22 @@ def run_loop(main: Coroutine[Any, Any, None]) -> None:
 # -- processes -------------------------------------------------------------------------------------
 
 
-def bind(host: str, port: int, backlog: int = 2048) -> socket.socket:
+def bind(host: str, port: int, *, workers: int = 1, listen: bool = True) -> socket.socket:
+    """A TCP socket bound to ``host:port``, listening unless ``listen`` is false.
+
+    With several workers each one listens on a socket of its own with ``SO_REUSEPORT``, so the
+    kernel spreads new connections over them; a single shared socket let whichever worker woke
+    first accept a whole burst, leaving the other idle.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if workers > 1:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
-        sock.listen(backlog)
+        if listen:
+            sock.listen(BACKLOG)
     except OSError:
         sock.close()
         raise
@@ -423,22 +433,29 @@ def bind(host: str, port: int, backlog: int = 2048) -> socket.socket:
     return sock
 
 
-def _worker_command(fd: int, limits: Limits) -> list[str]:
-    settings = json.dumps(dataclasses.asdict(limits))
-    return [sys.executable, "-m", "keyops.endpoint.server", str(fd), settings]
+def listener(host: str, port: int, workers: int) -> socket.socket:
+    """The socket ``keyops serve`` holds: binding first makes a port in use an error (OSError)
+    before anything starts. With several workers it stays bound but does not listen (it receives
+    no connection): the workers listen on sockets of their own."""
+    return bind(host, port, workers=workers, listen=workers == 1)
 
 
 def run(sock: socket.socket, workers: int, limits: Limits) -> None:
-    """Serve ``sock`` in this process (one worker) or in ``workers`` child processes.
+    """Serve on ``sock`` (from :func:`listener`) in this process, or in ``workers`` children.
 
-    Children share the listening socket; one that dies is started again. SIGINT or SIGTERM
-    stops them all.
+    A child that dies is started again; SIGINT or SIGTERM stops them all.
     """
     if workers == 1:
         run_loop(serve_socket(sock, limits))
         return
-    fd = sock.fileno()
-    command = _worker_command(fd, limits)
+    host, port = sock.getsockname()[:2]
+    _supervise(host, port, workers, limits)
+
+
+def _supervise(host: str, port: int, workers: int, limits: Limits) -> None:
+    settings = json.dumps(dataclasses.asdict(limits))
+    command = [sys.executable, "-m", "keyops.endpoint.server", host, str(port), str(workers)]
+    command.append(settings)
     stopping = False
 
     def stop(signum: int, frame: Any) -> None:
@@ -446,7 +463,7 @@ def run(sock: socket.socket, workers: int, limits: Limits) -> None:
         stopping = True
 
     previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
-    children = [subprocess.Popen(command, pass_fds=(fd,)) for _ in range(workers)]
+    children = [subprocess.Popen(command) for _ in range(workers)]
     try:
         while not stopping:
             time.sleep(1.0)  # also the pause before a restart: a crash loop stays slow
@@ -455,7 +472,7 @@ def run(sock: socket.socket, workers: int, limits: Limits) -> None:
                     log.warning(
                         "worker %d exited with %s; starting another", child.pid, child.returncode
                     )
-                    children[index] = subprocess.Popen(command, pass_fds=(fd,))
+                    children[index] = subprocess.Popen(command)
     finally:
         for child in children:
             if child.poll() is None:
@@ -471,12 +488,11 @@ def run(sock: socket.socket, workers: int, limits: Limits) -> None:
 
 
 def worker_main(argv: list[str]) -> int:
-    """A worker process: ``python -m keyops.endpoint.server FD SETTINGS_JSON``."""
+    """A worker: ``python -m keyops.endpoint.server HOST PORT WORKERS SETTINGS_JSON``."""
     configure_logging()
-    fd, settings = int(argv[0]), json.loads(argv[1])
-    sock = socket.socket(fileno=fd)
-    sock.setblocking(False)
-    run_loop(serve_socket(sock, Limits(**settings)))
+    host, port, workers, settings = argv[0], int(argv[1]), int(argv[2]), json.loads(argv[3])
+    with bind(host, port, workers=workers) as sock:
+        run_loop(serve_socket(sock, Limits(**settings)))
     return 0
 
 

@@ -27,7 +27,7 @@ from typing import Any
 from keyops.build.bundle import build_bundle, previous_version, write_bundle
 from keyops.core.atomic import PUBLIC, write_atomic
 from keyops.core.errors import EXIT_OK, InputError, KeyopsError, UsageError
-from keyops.endpoint.server import Limits, bind, configure_logging
+from keyops.endpoint.server import Limits, configure_logging, listener
 from keyops.endpoint.server import run as run_server
 from keyops.protocol.bundle import Bundle
 from keyops.store import repo
@@ -175,7 +175,7 @@ def _run(
         metrics_dir.mkdir()
         os.environ["KEYOPS_METRICS_DIR"] = str(metrics_dir)
     try:
-        sock = bind(args.host, args.port)
+        sock = listener(args.host, args.port, args.workers)
     except OSError as exc:
         raise KeyopsError(
             f"the server could not start on {args.host}:{args.port}: {exc.strerror or exc}",
