@@ -400,6 +400,10 @@ def cold_start(bundle_dir: Path, token: str, runs: int) -> dict[str, float]:
     )
     env = {**os.environ, "KEYOPS_BUNDLE": str(bundle_dir), "BENCH_EVENT": event}
     env["PYTHONPATH"] = str(PROJECT / "src")
+    # The Lambda asset ships byte code (keyops.deploy.asset): without it every cold start would
+    # compile keyops from source, and PYTHONDONTWRITEBYTECODE (set on some machines) stops the
+    # warm-up run below from writing any.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
 
     def timed(args: list[str]) -> tuple[float, float]:
         start = time.perf_counter()
