@@ -66,6 +66,7 @@ DEFAULT_POLL_SECONDS = 1.0
 #: Unsent answer bytes past which a client that does not read is disconnected.
 MAX_WRITE_BUFFER = 1024 * 1024
 BACKLOG = 2048
+CRLF = "\r\n"
 #: How often deadlines are checked (see Shared.sweep).
 SWEEP_SECONDS = 0.25
 #: File descriptors kept beyond the connection limit (listening socket, bundle, logs, threads).
@@ -122,17 +123,15 @@ _STATUS_LINES = {s: _status_line(s) for s in (200, 400, 401, 404, 405, 426, 431,
 
 
 def encode_response(response: Response, date: bytes, *, head: bool, close: bool) -> bytes:
-    lines = [_STATUS_LINES.get(response.status) or _status_line(response.status)]
-    lines.append(b"date: " + date + b"\r\n")
-    for name, value in response.all_headers().items():
-        lines.append(f"{name}: {value}\r\n".encode("latin-1"))
-    lines.append(b"content-length: %d\r\n" % len(response.body))
-    if close:
-        lines.append(b"connection: close\r\n")
-    lines.append(b"\r\n")
-    if not head:
-        lines.append(response.body)
-    return b"".join(lines)
+    status = _STATUS_LINES.get(response.status) or _status_line(response.status)
+    fields = "".join(f"{name}: {value}\r\n" for name, value in response.headers.items())
+    text = (
+        f"content-type: {response.content_type}\r\n{fields}"
+        f"content-length: {len(response.body)}\r\n{'connection: close' + CRLF if close else ''}"
+        "\r\n"
+    )
+    body = b"" if head else response.body
+    return b"".join((status, b"date: ", date, b"\r\n", text.encode("latin-1"), body))
 
 
 class Shared:
