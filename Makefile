@@ -58,8 +58,9 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Every benchmark, or one with BENCH=serve|asset|check. bench_serve needs wrk (apt-get install -y wrk).
 bench: $(STAMP)
-	@SOPS_AGE_KEY_FILE=$(DEV_KEY) $(BIN)/python bench/run.py $(BENCH_ARGS)
+	@SOPS_AGE_KEY_FILE=$(DEV_KEY) $(BIN)/python bench/run.py $(if $(BENCH),--only $(BENCH)) $(BENCH_ARGS)
 
 # Deployment (docs/deploy.md): the Pulumi CLI with the CrossGuard pack, one stack at a time.
 #   make preview STACK=prod      plan, with every policy evaluated

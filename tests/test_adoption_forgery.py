@@ -6,8 +6,7 @@ install sends 1,000 fresh tokens. The figures must not move:
 
 - through the endpoint-side modules as the endpoint will use them (replay cache in front,
   distinct install counts behind, EMF lines for CloudWatch), read back by ``keyops adoption``;
-- end to end against a real ``keyops serve`` (xfail until the modules are wired into the
-  endpoint: the lead flips it then).
+- end to end against a real ``keyops serve``.
 """
 
 from __future__ import annotations
@@ -98,7 +97,6 @@ def test_replays_and_one_installs_tokens_move_no_figure(keyrepo: KeyRepo, tmp_pa
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="needs endpoint wiring")
 def test_against_keyops_serve_replays_and_one_installs_tokens_move_no_figure(
     keyrepo: KeyRepo, tmp_path: Path
 ) -> None:

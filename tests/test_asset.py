@@ -81,8 +81,10 @@ def invoke(asset: Path, event: dict[str, object], tmp_path: Path) -> dict[str, A
 def test_asset_holds_handler_package_dependencies_and_bundle(asset: Path) -> None:
     assert (asset / "keyops" / "endpoint" / "lambda_handler.py").is_file()
     assert (asset / "bundle" / "bundle.jws").is_file()
-    for dist in ("joserfc", "cryptography", "cffi", "pycparser"):
+    for dist in ("cryptography", "cffi", "pycparser"):
         assert (asset / dist).is_dir(), dist
+    # The endpoint answers with cryptography directly: no JOSE library in the function.
+    assert not (asset / "joserfc").exists()
     # Pulumi has no place in the function; neither has byte code from this machine.
     assert not (asset / "keyops" / "deploy").exists()
     # World-readable inside (Lambda's runtime user), private on the build machine.
@@ -102,7 +104,6 @@ def test_asset_holds_handler_package_dependencies_and_bundle(asset: Path) -> Non
     assert [d.split("==")[0] for d in manifest["distributions"]] == [
         "cffi",
         "cryptography",
-        "joserfc",
         "pycparser",
     ]
 
@@ -117,7 +118,7 @@ found, refused = [], []
 for info in pkgutil.walk_packages(keyops.__path__, 'keyops.'):
     found.append(info.name)
 for name in ('keyops.store', 'keyops.cli', 'keyops.build', 'keyops.policy', 'keyops.deploy',
-             'keyops.client', 'keyops.endpoint.asgi'):
+             'keyops.client', 'keyops.endpoint.server'):
     try:
         importlib.import_module(name)
     except ModuleNotFoundError:
@@ -145,7 +146,7 @@ def test_asset_ships_only_what_the_endpoint_imports(asset: Path) -> None:
         "keyops.policy",
         "keyops.deploy",
         "keyops.client",
-        "keyops.endpoint.asgi",
+        "keyops.endpoint.server",
     ]
 
 
@@ -237,7 +238,7 @@ def test_auto_strategy_refuses_to_copy_compiled_wheels_when_pip_fails(
         )
     text = caught.value.render()
     assert text.startswith("error: pip could not fetch manylinux2014_aarch64 wheels for cffi==")
-    assert ", cryptography==" in text and ", joserfc==" in text and ", pycparser==" in text
+    assert ", cryptography==" in text and ", pycparser==" in text and "joserfc" not in text
     assert (
         "Copying from this machine is not an option: cffi, cryptography ship compiled code" in text
     )

@@ -14,7 +14,7 @@ from keyops.cli import main as cli
 #: Runs the CLI as a base install sees it: the optional dependencies cannot be imported.
 BASE_INSTALL = """
 import sys
-for name in ('starlette', 'uvicorn', 'pulumi', 'pulumi_aws', 'pulumi_policy', 'boto3'):
+for name in ('httptools', 'uvloop', 'pulumi', 'pulumi_aws', 'pulumi_policy', 'boto3'):
     sys.modules[name] = None  # import of NAME halted: what a missing package looks like
 from keyops.cli.main import main
 raise SystemExit(main(sys.argv[1:]))
@@ -45,7 +45,7 @@ def test_a_base_install_never_prints_a_traceback(
     assert "Traceback" not in proc.stderr + proc.stdout
     if args and args[0] == "serve":
         assert proc.stderr == (
-            "error: 'keyops serve' needs the 'serve' extra (starlette is not installed). "
+            "error: 'keyops serve' needs the 'serve' extra (httptools is not installed). "
             "Install it: pip install 'keyops[serve]'.\n"
         )
     if args == ("nosuch",):

@@ -1,9 +1,8 @@
 """CORS on every path: ``keyops serve`` and the Lambda handler answer browsers identically.
 
 Both read the allowed origins from the same bundle (the sample's web client lists
-``http://localhost:*`` and ``https://app.dev.example.com``). The tests marked ``pending`` need
-keyops.endpoint.cors wired into the core and both adapters; until then they fail, as strict
-xfails (a pass fails the run, so the mark is removed with the wiring).
+``http://localhost:*`` and ``https://app.dev.example.com``); the core adds the CORS headers, so
+the two adapters cannot drift.
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ from support.endpoint import app_auth, claims, mint
 from support.repo import KeyRepo
 from support.serve import Server
 
-pending = pytest.mark.xfail(strict=True, raises=AssertionError, reason="CORS wiring pending")
 ALLOWED = "http://localhost:5173"
 OTHER = "https://evil.example"
 CORS_HEADERS = (
@@ -80,7 +78,6 @@ def test_an_origin_that_is_not_allowed_gets_no_cors_headers_on_either_path(
     assert preflight[0] == 405
 
 
-@pending
 def test_an_allowed_origin_gets_the_same_cors_answers_from_serve_and_lambda(
     server: Server, served_repo: KeyRepo, via_lambda: None
 ) -> None:
@@ -111,7 +108,6 @@ def test_an_allowed_origin_gets_the_same_cors_answers_from_serve_and_lambda(
     assert missing == (404, exposed)
 
 
-@pending
 def test_the_preflight_has_no_body_and_no_content_type(server: Server, via_lambda: None) -> None:
     headers = {"origin": "https://app.dev.example.com", "access-control-request-method": "GET"}
     served = httpx.request("OPTIONS", server.url + "/v1/credentials", headers=headers)

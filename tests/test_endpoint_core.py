@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from joserfc.jwk import ECKey
 
 from keyops.build.bundle import build_bundle, write_bundle
-from keyops.endpoint.core import Endpoint
+from keyops.endpoint.core import Endpoint, Request
 from keyops.protocol import selection
 from keyops.protocol.bundle import Bundle
 from support.endpoint import app_auth, claims, mint, new_epk, open_answer
@@ -67,7 +67,7 @@ def endpoint(bundle: Bundle | None, now: float | None = None) -> Endpoint:
 
 
 def ask(ep: Endpoint, token: str | None) -> tuple[int, dict[str, Any] | bytes, dict[str, str]]:
-    answer = ep.handle("GET", "/v1/credentials", None if token is None else f"Bearer {token}")
+    answer = ep.handle(Request.get("/v1/credentials", None if token is None else f"Bearer {token}"))
     headers = answer.all_headers()
     if headers["content-type"] == "application/problem+json":
         return answer.status, json.loads(answer.body), headers
@@ -245,13 +245,13 @@ def test_no_bundle_and_expired_bundle_give_503(bundle: Bundle, auth: tuple[str, 
     token = mint(*auth, claims_now())
     assert ask(endpoint(None), token)[:2] == (503, expected_problem(503, "not-ready"))
     late = endpoint(bundle, now=bundle.exp + 1)
-    assert late.handle("GET", "/healthz").status == 503
-    assert json.loads(late.handle("GET", "/healthz").body)["code"] == "not-ready"
+    assert late.handle(Request.get("/healthz")).status == 503
+    assert json.loads(late.handle(Request.get("/healthz")).body)["code"] == "not-ready"
 
 
 def test_health_and_routing(bundle: Bundle) -> None:
     ep = endpoint(bundle, now=bundle.exp - 100)
-    health = ep.handle("GET", "/healthz")
+    health = ep.handle(Request.get("/healthz"))
     assert (health.status, json.loads(health.body)) == (
         200,
         {
@@ -261,8 +261,8 @@ def test_health_and_routing(bundle: Bundle) -> None:
             "expires_in": 100,
         },
     )
-    assert ep.handle("GET", "/nope").status == 404
-    wrong = ep.handle("POST", "/v1/credentials")
+    assert ep.handle(Request.get("/nope")).status == 404
+    wrong = ep.handle(Request("POST", "/v1/credentials"))
     assert (wrong.status, wrong.headers["allow"]) == (405, "GET")
 
 
@@ -271,7 +271,7 @@ def test_metrics_count_client_served_and_held(bundle: Bundle, auth: tuple[str, b
     for held in ("ios-2026-05", "ios-2026-05", "ios-2026-11", None, "someone-elses"):
         assert ask(ep, mint(*auth, claims_now(held=held)))[0] == 200
     ask(ep, mint("nope", b"k" * 32, claims_now()))
-    text = ep.handle("GET", "/metrics").body.decode()
+    text = ep.handle(Request.get("/metrics")).body.decode()
     line = 'keyops_served_total{{stack="dev",client="ios",credential="ios-2026-11",held="{}"}} {}'
     for held, count in (("ios-2026-05", 2), ("ios-2026-11", 1), ("none", 1), ("other", 1)):
         assert line.format(held, count) in text

@@ -90,7 +90,7 @@ def test_real_answers_match_the_spec(server: Server, served_repo: KeyRepo) -> No
 
 def test_426_and_503_match_the_spec(keyrepo: KeyRepo, tmp_path: Path) -> None:
     from keyops.build.bundle import build_bundle
-    from keyops.endpoint.core import Endpoint
+    from keyops.endpoint.core import Endpoint, Request
 
     doc = keyrepo.decrypt("credentials/dev/ios.yaml")
     doc["credentials"][0]["min_app_version"] = "9.0.0"
@@ -98,7 +98,7 @@ def test_426_and_503_match_the_spec(keyrepo: KeyRepo, tmp_path: Path) -> None:
     bundle = build_bundle(keyrepo.root, "dev", sops=keyrepo.sops())
     token = mint(*app_auth(keyrepo), claims())
     for endpoint, status in ((Endpoint(bundle), 426), (Endpoint(None), 503)):
-        answer = endpoint.handle("GET", "/v1/credentials", f"Bearer {token}")
+        answer = endpoint.handle(Request.get("/v1/credentials", f"Bearer {token}"))
         response = httpx.Response(answer.status, headers=answer.all_headers(), content=answer.body)
         assert response.status_code == status
         conforms("/v1/credentials", response)
@@ -108,8 +108,8 @@ def test_426_and_503_match_the_spec(keyrepo: KeyRepo, tmp_path: Path) -> None:
 def test_every_code_in_the_spec_is_documented(path: str) -> None:
     documented = set(SPEC["paths"][path]["get"]["responses"])
     expected = {
-        "/v1/credentials": {"200", "400", "401", "405", "426", "503"},
-        "/healthz": {"200", "405", "503"},
-        "/metrics": {"200", "405"},
+        "/v1/credentials": {"200", "400", "401", "405", "426", "431", "500", "503"},
+        "/healthz": {"200", "400", "405", "431", "500", "503"},
+        "/metrics": {"200", "400", "405", "431", "500"},
     }
     assert documented == expected[path]

@@ -2,47 +2,37 @@
 
 from __future__ import annotations
 
-import base64
-import json
+import asyncio
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
-from joserfc import jws
-from joserfc.jwk import ECKey
 
 from keyops.build.bundle import build_bundle, write_bundle
 from keyops.endpoint.core import Endpoint
 from keyops.endpoint.reload import BundleWatcher
-from keyops.protocol.bundle import BUNDLE_FILE, BUNDLE_TYP, Bundle
+from keyops.endpoint.server import watch
+from keyops.protocol.bundle import BUNDLE_FILE, Bundle
+from support.endpoint import Forger, b64json
 from support.repo import KeyRepo
-
-
-def _b64json(part: str) -> Any:
-    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
 
 
 def forge(bundle: Bundle, **changes: Any) -> bytes:
     """A self-consistent bundle signed by an attacker's key (every payload re-signed too)."""
-    key = ECKey.generate_key("P-256", parameters={"kid": bundle.signing_kid})
-    public = {**key.as_dict(private=False), "kid": bundle.signing_kid, "alg": "ES256"}
-    doc = _b64json(bundle.raw.decode().split(".")[1])
-    doc["jwks"] = {"keys": [public]}
-    doc.update(changes)
-    for client in doc["clients"].values():
+    forger = Forger.of(bundle.raw, kid=bundle.signing_kid)
+    forger.doc.update(changes)
+    for client in forger.doc["clients"].values():
         for item in client["serve"]:
-            payload = _b64json(item["jws"].split(".")[1]) | {
+            payload = b64json(item["jws"].split(".")[1]) | {
                 "key": "f" * 20,
-                "stack": doc["stack"],
-                "bundle_version": doc["bundle_version"],
+                "stack": forger.doc["stack"],
+                "bundle_version": forger.doc["bundle_version"],
             }
-            item["jws"] = jws.serialize_compact(
-                {"alg": "ES256", "kid": bundle.signing_kid}, json.dumps(payload), key
-            )
-    header = {"alg": "ES256", "kid": bundle.signing_kid, "typ": BUNDLE_TYP}
-    return jws.serialize_compact(header, json.dumps(doc), key).encode()
+            item["jws"] = forger.sign(payload)
+    return forger.bundle()
 
 
 @pytest.fixture
@@ -109,3 +99,62 @@ def test_unpinned_watcher_trusts_the_first_bundle_then_follows_it(
     assert watcher.pin == bundle.jwks()
     replace(file, forge(bundle, bundle_version=bundle.bundle_version + 1))
     assert watcher.check() is False  # signed by a key the serving bundle does not trust
+
+
+def test_the_watch_reads_bundles_off_the_event_loop(
+    setup: tuple[Bundle, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While a bundle check is stuck in the file system, the loop still runs other tasks."""
+    _, file = setup
+    endpoint = Endpoint()
+    watcher = BundleWatcher(file, endpoint)
+    entered, release, ticked = threading.Event(), threading.Event(), threading.Event()
+
+    def stuck() -> bool:
+        entered.set()
+        release.wait(120)
+        return False
+
+    monkeypatch.setattr(watcher, "check", stuck)
+
+    async def main() -> None:
+        watching = asyncio.create_task(watch(watcher, endpoint, 0.01))
+        while not entered.is_set():
+            await asyncio.sleep(0.01)
+        for _ in range(5):  # each sleep needs the loop: a check on the loop would block them
+            await asyncio.sleep(0.01)
+        ticked.set()
+        release.set()
+        watching.cancel()
+
+    runner = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
+    runner.start()
+    assert ticked.wait(120), "the event loop was blocked by the bundle check"
+    release.set()
+    runner.join(60)
+
+
+def test_the_watch_outlives_any_failure(
+    setup: tuple[Bundle, Path], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, file = setup
+    endpoint = Endpoint()
+    watcher = BundleWatcher(file, endpoint)
+    calls: list[int] = []
+
+    def failing() -> bool:
+        calls.append(1)
+        raise RuntimeError("surprise")
+
+    monkeypatch.setattr(watcher, "check", failing)
+
+    async def main() -> None:
+        watching = asyncio.create_task(watch(watcher, endpoint, 0.01))
+        while len(calls) < 3:
+            await asyncio.sleep(0.01)
+        assert not watching.done()
+        watching.cancel()
+
+    with caplog.at_level(logging.ERROR, logger="keyops"):
+        asyncio.run(main())
+    assert "the bundle watcher failed: RuntimeError at " in caplog.text

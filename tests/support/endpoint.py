@@ -10,13 +10,18 @@ import json
 import secrets
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from joserfc import jwe, jws, jwt
 from joserfc.jwk import ECKey, KeySet, OctKey
 
+from keyops.protocol.bundle import BUNDLE_TYP
 from support.repo import KeyRepo, new_repo
 from support.serve import Server, start_serve
 
@@ -100,3 +105,79 @@ def server(
 def jwks_of(bundle: Path) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((bundle / "jwks.json").read_text())
     return data
+
+
+# -- hand-made bundles: any header, any document, signed by a key the test holds ------------------
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def b64json(part: str) -> Any:
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+
+def es256(header: Any, payload: bytes, key: ec.EllipticCurvePrivateKey) -> str:
+    """A compact ES256 JWS with exactly this header (any JSON, even a hostile one)."""
+    signing_input = f"{b64(json.dumps(header).encode())}.{b64(payload)}"
+    r, s = decode_dss_signature(key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
+    return f"{signing_input}.{b64(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
+
+
+def public_jwk(key: ec.EllipticCurvePrivateKey, kid: str) -> dict[str, Any]:
+    numbers = key.public_key().public_numbers()
+    return {
+        "kty": "EC",
+        "crv": "P-256",
+        "kid": kid,
+        "alg": "ES256",
+        "x": b64(numbers.x.to_bytes(32, "big")),
+        "y": b64(numbers.y.to_bytes(32, "big")),
+    }
+
+
+@dataclass
+class Forger:
+    """Re-signs a real bundle's document (and every payload in it) with a key of its own."""
+
+    doc: dict[str, Any]
+    key: ec.EllipticCurvePrivateKey
+    kid: str
+
+    @classmethod
+    def of(cls, raw: bytes, kid: str = "forger-sign-1") -> Forger:
+        key = ec.generate_private_key(ec.SECP256R1())
+        doc = b64json(raw.decode().split(".")[1])
+        doc["jwks"] = {"keys": [public_jwk(key, kid)]}
+        forger = cls(doc, key, kid)
+        for client in doc["clients"].values():
+            for item in client["serve"]:
+                item["jws"] = forger.sign(b64json(item["jws"].split(".")[1]))
+        return forger
+
+    def jwks(self) -> dict[str, Any]:
+        return {"keys": [public_jwk(self.key, self.kid)]}
+
+    def sign(self, payload: Any, header: Any = None) -> str:
+        header = {"alg": "ES256", "kid": self.kid} if header is None else header
+        return es256(header, json.dumps(payload).encode(), self.key)
+
+    def bundle(self, doc: Any = None, header: Any = None) -> bytes:
+        header = {"alg": "ES256", "kid": self.kid, "typ": BUNDLE_TYP} if header is None else header
+        return self.sign(self.doc if doc is None else doc, header).encode()
+
+
+def json_values(largest: int = 10**400) -> Any:
+    """A hypothesis strategy: any JSON value, nested, huge integers and non-finite floats too."""
+    from hypothesis import strategies as st
+
+    return st.recursive(
+        st.none()
+        | st.booleans()
+        | st.integers(min_value=-largest, max_value=largest)
+        | st.floats()
+        | st.text(max_size=20),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner),
+        max_leaves=12,
+    )

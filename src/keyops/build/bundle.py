@@ -28,7 +28,6 @@ from keyops.core import b64
 from keyops.core.atomic import PRIVATE, PUBLIC, publish_dir, stage_dir, write_atomic
 from keyops.core.dates import utcnow
 from keyops.core.errors import BundleError, BundleExpired, InputError, RepositoryError
-from keyops.core.model import ClientFile
 from keyops.protocol.bundle import (
     BUNDLE_FILE,
     BUNDLE_TYP,
@@ -119,6 +118,7 @@ def build_bundle(
             auth_keys=auth_keys,
             credentials=tuple(served),
             credential_ids=tuple(c.id for c in client.credentials),
+            allowed_origins=client.allowed_origins,
         )
     doc = {
         "format": FORMAT,
@@ -128,7 +128,7 @@ def build_bundle(
         "exp": exp,
         "refresh_after": REFRESH_AFTER,
         "jwks": jwks_doc,
-        "clients": {name: c.as_json() | _cors(model.clients[name]) for name, c in clients.items()},
+        "clients": {name: c.as_json() for name, c in clients.items()},
     }
     if model.stack_file.adoption_secret is not None:
         # The endpoint hashes install ids under this salt for adoption metrics; optional, so
@@ -137,7 +137,10 @@ def build_bundle(
     raw = jws.serialize_compact(
         {"alg": "ES256", "kid": kid, "typ": BUNDLE_TYP}, _canonical(doc), key, algorithms=["ES256"]
     ).encode()
-    return Bundle(stack, version, iat, exp, kid, clients, jwks_doc, raw)
+    salt = model.stack_file.adoption_secret
+    return Bundle(
+        stack, version, iat, exp, kid, clients, jwks_doc, raw, b64.decode(salt) if salt else None
+    )
 
 
 def refuse_expired(moment: dt.datetime, ttl_days: int) -> None:
@@ -159,17 +162,22 @@ def refuse_expired(moment: dt.datetime, ttl_days: int) -> None:
 
 
 def previous_version(out_dir: Path) -> int:
-    """The version of a verifiable bundle already in ``out_dir`` (0 when there is none)."""
-    try:
-        return Bundle.load(out_dir, allow_expired=True).bundle_version
-    except BundleError:
+    """The version of the bundle already in ``out_dir`` (0 when there is none).
+
+    A ``bundle.jws`` there that is not a readable, valid bundle is refused rather than ignored:
+    building over it would restart the version count that apps rely on never going back.
+    """
+    file = Path(out_dir) / BUNDLE_FILE
+    if not file.exists() and not file.is_symlink():
         return 0
-
-
-def _cors(client: ClientFile) -> dict[str, Any]:
-    """The web page origins a browser may call from (CORS); absent when none, as in older
-    bundles, so a reader that does not know the field still loads the bundle."""
-    return {"allowed_origins": list(client.allowed_origins)} if client.allowed_origins else {}
+    try:
+        return Bundle.load(file, allow_expired=True).bundle_version
+    except BundleError as exc:
+        raise BundleError(
+            f"the output directory {out_dir} holds a previous bundle that cannot be read "
+            f"({exc.what})",
+            f"Remove {file} to start the version count again, or choose another --out.",
+        ) from None
 
 
 def _canonical(doc: Mapping[str, Any]) -> bytes:

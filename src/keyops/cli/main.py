@@ -138,8 +138,8 @@ BY_NAME = {c.name: c for c in COMMANDS}
 
 #: Top-level modules of optional dependencies, and the extra of keyops that installs them.
 OPTIONAL_MODULES = {
-    "starlette": "serve",
-    "uvicorn": "serve",
+    "httptools": "serve",
+    "uvloop": "serve",
     "pulumi": "deploy",
     "pulumi_aws": "deploy",
     "pulumi_policy": "deploy",

@@ -3,7 +3,7 @@
 Layout of the asset directory (it becomes ``/var/task`` in the function)::
 
     keyops/             keyops.core, keyops.protocol and keyops.endpoint: what the handler runs
-    joserfc/ ...        runtime dependencies, built for the Lambda platform
+    cryptography/ ...   runtime dependencies, built for the Lambda platform
     bundle/             the stack's signed bundle (static data: the read path needs no store)
     keyops-asset.json   what was built, how, and for which platform (no secrets)
 
@@ -47,14 +47,14 @@ RUNTIME = "python3.12"
 BUNDLE_DIR = "bundle"
 MANIFEST = "keyops-asset.json"
 #: Distributions the endpoint imports at run time (their own requirements follow).
-SERVER_REQUIREMENTS: tuple[str, ...] = ("joserfc",)
+SERVER_REQUIREMENTS: tuple[str, ...] = ("cryptography",)
 PLATFORMS = {"arm64": "manylinux2014_aarch64", "x86_64": "manylinux2014_x86_64"}
 STRATEGIES = ("auto", "pip", "copy")
 #: The parts of the keyops package the function ships (the import contract in pyproject.toml
 #: keeps them free of everything else).
 SERVER_PACKAGES = ("core", "protocol", "endpoint")
-#: Files of those packages that serve ``keyops serve`` only (they import starlette).
-EXCLUDED_FILES = frozenset({"endpoint/asgi.py"})
+#: Files of those packages that serve ``keyops serve`` only (the HTTP server imports httptools).
+EXCLUDED_FILES = frozenset({"endpoint/server.py"})
 
 
 @dataclass(frozen=True)
@@ -136,7 +136,7 @@ def _compile(root: Path, runtime: str) -> bool:
     """Byte-compile the asset when this interpreter is the function's Python version.
 
     ``/var/task`` is read-only, so without ``.pyc`` files every cold start compiles every module
-    it imports (joserfc, cryptography's Python half, keyops). Byte code is version-specific, so it
+    it imports (cryptography's Python half, keyops). Byte code is version-specific, so it
     is only written when the builder runs the runtime's version (CI uses Python 3.12). Unchecked
     hash-based ``.pyc`` files keep the asset deterministic and skip the source ``stat`` at import.
     """

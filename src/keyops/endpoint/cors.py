@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 #: The one path a web page calls with a token, hence the one path that answers preflights.
 PREFLIGHT_PATH = "/v1/credentials"
@@ -192,17 +192,33 @@ def _covered(origin: str, any_port: frozenset[str]) -> bool:
     return int(port) <= 65535 and int(port) != DEFAULT_PORTS[base.partition(":")[0]]
 
 
-@dataclass(frozen=True)
 class AllowedOrigins:
     """The compiled ``allowed_origins`` of a stack's served clients; matches ``Origin`` headers.
 
     Entries that are not valid anywhere (``*``, ``null``, paths, wildcards in hosts…) are
     dropped, so a bundle can never make the endpoint allow them, whatever it holds.
+    (A plain class, not a dataclass: the Lambda's cold start imports nothing it can avoid.)
     """
 
-    exact: frozenset[str] = frozenset()
-    #: ``scheme://host`` of each ``scheme://host:*`` entry.
-    any_port: frozenset[str] = frozenset()
+    __slots__ = ("any_port", "exact")
+
+    def __init__(
+        self, exact: frozenset[str] = frozenset(), any_port: frozenset[str] = frozenset()
+    ) -> None:
+        self.exact = exact
+        #: ``scheme://host`` of each ``scheme://host:*`` entry.
+        self.any_port = any_port
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, AllowedOrigins):
+            return NotImplemented
+        return (self.exact, self.any_port) == (other.exact, other.any_port)
+
+    def __hash__(self) -> int:
+        return hash((self.exact, self.any_port))
+
+    def __repr__(self) -> str:
+        return f"AllowedOrigins(exact={set(self.exact)!r}, any_port={set(self.any_port)!r})"
 
     @classmethod
     def of(cls, entries: Iterable[object]) -> AllowedOrigins:
@@ -230,8 +246,7 @@ class AllowedOrigins:
 NO_ORIGINS = AllowedOrigins()
 
 
-@dataclass(frozen=True)
-class Preflight:
+class Preflight(NamedTuple):
     """The answer to a preflight: a status with these headers and an empty body."""
 
     status: int

@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from keyops.endpoint.installs import NONE, UNKNOWN, install_hash
+from keyops.endpoint.installs import NONE, UNKNOWN, InstallHasher
 
 NAMESPACE = "keyops"
 SERVED = "Served"
@@ -65,14 +65,16 @@ class EmfLog:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.stack = stack
-        self._salt = salt
+        self._hasher = InstallHasher(salt) if salt is not None else None
         self._write = write
         self._clock = clock
 
-    def served(self, client: str, credential: str, held: str, install_id: str) -> None:
+    def served(
+        self, client: str, credential: str, held: str, install_id: str, digest: str | None = None
+    ) -> None:
         """A served answer; ``held`` is the bounded label of
         :func:`~keyops.endpoint.installs.held_label` (an id of the client, ``none`` or
-        ``other``)."""
+        ``other``). ``digest`` is the install hash when the caller has it already."""
         members: dict[str, Any] = {"Stack": self.stack, "Client": client, "Credential": credential}
         dimensions: tuple[str, ...]
         if held == UNKNOWN:
@@ -80,8 +82,8 @@ class EmfLog:
         else:
             metric, dimensions = SERVED, SERVED_DIMENSIONS
             members["Held"] = held or NONE
-        if self._salt is not None:
-            members[INSTALL_PROPERTY] = install_hash(self._salt, install_id)
+        if self._hasher is not None:
+            members[INSTALL_PROPERTY] = digest or self._hasher(install_id)
         self._emit(metric, dimensions, members)
 
     def error(self, status: int, code: str) -> None:

@@ -28,9 +28,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import threading
-from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 #: Hex characters kept of the HMAC-SHA256: 64 bits.
 HASH_HEX_CHARS = 16
@@ -45,10 +44,24 @@ DEFAULT_CAP = 100_000
 Key = tuple[str, str]
 
 
+class InstallHasher:
+    """Hashes install ids under one stack's salt; the HMAC key is prepared once, when the
+    bundle loads (each request copies it), like the endpoint's other keys."""
+
+    __slots__ = ("_mac",)
+
+    def __init__(self, salt: bytes) -> None:
+        self._mac = hmac.new(salt, digestmod=hashlib.sha256)
+
+    def __call__(self, install_id: str) -> str:
+        mac = self._mac.copy()
+        mac.update(install_id.encode("utf-8"))
+        return mac.hexdigest()[:HASH_HEX_CHARS]
+
+
 def install_hash(salt: bytes, install_id: str) -> str:
     """The pseudonymous install hash that logs and counters carry instead of the install id."""
-    digest = hmac.new(salt, install_id.encode("utf-8"), hashlib.sha256).hexdigest()
-    return digest[:HASH_HEX_CHARS]
+    return InstallHasher(salt)(install_id)
 
 
 def held_label(held: str | None, credential_ids: Collection[str]) -> str:
@@ -59,8 +72,7 @@ def held_label(held: str | None, credential_ids: Collection[str]) -> str:
     return held if held in credential_ids else UNKNOWN
 
 
-@dataclass(frozen=True)
-class Count:
+class Count(NamedTuple):
     installs: int
     #: True when the set reached its cap within the window: ``installs`` is a lower bound.
     saturated: bool = False
@@ -171,7 +183,7 @@ WINDOW_METRIC = "keyops_installs_window_seconds"
 
 
 def render(
-    stack: str, snapshots: list[Mapping[str, Any]], now: float, window_seconds: float
+    stack: str, snapshots: Sequence[Mapping[str, Any]], now: float, window_seconds: float
 ) -> list[str]:
     """Prometheus text lines for ``/metrics`` (to append to the counters' lines)."""
     counts = merge(snapshots, now)

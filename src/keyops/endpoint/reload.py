@@ -1,9 +1,14 @@
 """Watching a bundle file and swapping it in atomically, keeping the last good one on failure.
 
-A new ``bundle.jws`` is taken only when it verifies: signature by a pinned key, structure, every
-payload JWS, ``exp`` in the future, same stack, and a ``bundle_version`` not below the one being
-served. Otherwise it is ignored, logged (the reason only — never content) and counted, and the
-last good bundle keeps serving. The check is retried only when the file changes again.
+A new ``bundle.jws`` is taken only when it is a regular file (a FIFO, directory or device at the
+path is refused without blocking: see ``read_regular_file``) and verifies: signature by a pinned
+key, structure, every payload JWS, ``exp`` in the future, same stack, and a ``bundle_version``
+not below the one being served. Otherwise it is ignored, logged (the reason only — never
+content) and counted, and the last good bundle keeps serving. The check is retried only when
+the file changes again.
+
+:meth:`BundleWatcher.check` blocks on the file system and on signature checks, so servers run it
+off their event loop (``keyops.endpoint.server``); it never raises.
 
 Pinning: an explicit JWKS (``--jwks``) stays fixed. Without one, the keys of the first bundle
 loaded are trusted, and each later bundle must be signed by a key the serving bundle trusts
@@ -19,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from keyops.core.errors import BundleError
-from keyops.endpoint.core import Endpoint
-from keyops.protocol.bundle import BUNDLE_FILE, Bundle
+from keyops.endpoint.core import Endpoint, log_unexpected
+from keyops.protocol.bundle import BUNDLE_FILE, MAX_BUNDLE_BYTES, Bundle, read_regular_file
 
 log = logging.getLogger("keyops.serve")
 
@@ -63,7 +68,8 @@ class BundleWatcher:
         now = self.endpoint.clock()
         serving = self.endpoint.bundle
         try:
-            fresh = Bundle.load(self.file, now=now, jwks=self.pin)
+            data = read_regular_file(self.file, MAX_BUNDLE_BYTES + 1)
+            fresh = Bundle.from_bytes(data, label=str(self.file), now=now, jwks=self.pin)
             if serving is not None and fresh.raw == serving.raw:
                 return False
             if serving is not None and fresh.stack != serving.stack:
@@ -77,16 +83,8 @@ class BundleWatcher:
                     f"version {serving.bundle_version}",
                     "Rebuild with keyops build into the same directory; versions only go up.",
                 )
-        except BundleError as exc:
-            self.endpoint.metrics.reload_failures += 1
-            if serving is None:
-                log.error("no bundle loaded: %s", exc.render())
-            else:
-                log.warning(
-                    "ignored a new bundle, still serving version %d: %s",
-                    serving.bundle_version,
-                    exc.render(),
-                )
+        except Exception as exc:
+            self._refused(exc, serving)
             return False
         self.endpoint.bundle = fresh
         if not self.fixed_pin:
@@ -98,3 +96,17 @@ class BundleWatcher:
             fresh.signing_kid,
         )
         return True
+
+    def _refused(self, exc: Exception, serving: Bundle | None) -> None:
+        self.endpoint.metrics.count_reload_failure()
+        if not isinstance(exc, BundleError):
+            # A bug, not a bad bundle: one line without values, and the last good one serves.
+            log_unexpected("checking a new bundle", exc)
+        elif serving is None:
+            log.error("no bundle loaded: %s", exc.render())
+        else:
+            log.warning(
+                "ignored a new bundle, still serving version %d: %s",
+                serving.bundle_version,
+                exc.render(),
+            )

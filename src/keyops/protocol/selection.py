@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import re
 
-from keyops.protocol.bundle import ServedClient, ServedCredential
+from keyops.protocol.bundle import SEMVER_RE, ServedClient, ServedCredential
 
-SEMVER_RE = re.compile(
-    r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
-    r"(?:-([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?(?:\+[0-9A-Za-z.-]+)?$"
-)
+__all__ = ["SEMVER_RE", "allowed", "bucket", "select", "version_key"]
 
 VersionKey = tuple[int, int, int, int, tuple[tuple[int, int, str], ...]]
 
@@ -27,7 +23,7 @@ def version_key(version: str) -> VersionKey:
     A pre-release sorts before its release; pre-release identifiers compare numerically when
     numeric, lexically otherwise, numeric before alphanumeric, shorter first on a tie.
     """
-    match = SEMVER_RE.match(version)
+    match = SEMVER_RE.fullmatch(version)
     if match is None:
         raise ValueError(f"not a semantic version: {version!r}")
     major, minor, patch, pre = match.groups()

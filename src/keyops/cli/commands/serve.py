@@ -1,4 +1,4 @@
-"""``keyops serve``: the embedded key-serving endpoint on a local ASGI server (uvicorn).
+"""``keyops serve``: the key-serving endpoint on a local HTTP/1.1 server (keyops.endpoint.server).
 
 ``--bundle DIR`` serves a bundle made by ``keyops build``; ``--stack S`` builds one from the
 repository first (into ``.keyops/serve/S/``) and rebuilds it whenever ``credentials/S/``
@@ -6,6 +6,10 @@ changes. Either way each worker watches the bundle file and swaps in a new one a
 verifies; one that does not is ignored (and logged) while the last good bundle keeps serving.
 
 It refuses to start (exit 2) when the bundle is missing, invalid or expired.
+
+Limits per worker (see ``keyops.endpoint.server``): request heads of at most 16 KiB (else 431),
+a complete head within 10 s, idle keep-alive connections closed after 5 s, and at most
+``--limit-concurrency`` open connections, the longest-idle one closed to admit a new one.
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from keyops.build.bundle import build_bundle, previous_version, write_bundle
+from keyops.core.atomic import PUBLIC, write_atomic
 from keyops.core.errors import EXIT_OK, InputError, KeyopsError, UsageError
-from keyops.endpoint.asgi import configure_logging
+from keyops.endpoint.server import Limits, configure_logging, listener
+from keyops.endpoint.server import run as run_server
 from keyops.protocol.bundle import Bundle
 from keyops.store import repo
 from keyops.store.sops import Sops, timeout_from_env
@@ -47,6 +53,14 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--poll", type=float, default=1.0, metavar="SECONDS", help="bundle check interval"
+    )
+    parser.add_argument(
+        "--limit-concurrency",
+        type=int,
+        default=Limits.limit_concurrency,
+        metavar="N",
+        help=f"open connections per worker (default {Limits.limit_concurrency}); beyond it the "
+        "longest-idle connection is closed",
     )
     parser.add_argument("--access-log", action="store_true", help="log each request line")
 
@@ -107,6 +121,11 @@ def serve(args: argparse.Namespace) -> int:
         raise UsageError(f"--port {args.port} is not a TCP port", "Use 1-65535.")
     if args.poll <= 0:
         raise UsageError(f"--poll {args.poll} must be positive", "Use e.g. --poll 1.")
+    if args.limit_concurrency < 1:
+        raise UsageError(
+            f"--limit-concurrency {args.limit_concurrency} must be at least 1",
+            f"Use e.g. --limit-concurrency {Limits.limit_concurrency}.",
+        )
     configure_logging()
     pin = _load_pin(args.jwks)
     stop = threading.Event()
@@ -128,6 +147,7 @@ def serve(args: argparse.Namespace) -> int:
                 "Build one first: keyops build --stack S --out DIR.",
             )
         bundle = Bundle.load(bundle_path, jwks=pin)  # refuses expired or invalid bundles
+    # why: mkdtemp creates a fresh 0700 directory under a random name: nothing can be planted.
     runtime = Path(tempfile.mkdtemp(prefix="keyops-serve-"))
     try:
         return _run(args, bundle, bundle_path, pin, runtime)
@@ -143,20 +163,25 @@ def _run(
     pin: dict[str, Any] | None,
     runtime: Path,
 ) -> int:
-    import uvicorn
-
     # Workers verify every bundle against these keys; without --jwks they may follow the chain
     # of trust to a newer bundle's keys (signing-key rotation through a 'next' key).
     trust = runtime / "trust.json"
-    trust.write_text(json.dumps(pin if pin is not None else bundle.jwks()))
+    write_atomic(trust, json.dumps(pin if pin is not None else bundle.jwks()).encode(), mode=PUBLIC)
     os.environ["KEYOPS_BUNDLE"] = str(Path(bundle_path).resolve())
     os.environ["KEYOPS_PINNED_JWKS"] = str(trust)
     os.environ["KEYOPS_PIN_FIXED"] = "1" if pin is not None else ""
     os.environ["KEYOPS_POLL_SECONDS"] = str(args.poll)
     if args.workers > 1:
         metrics_dir = runtime / "metrics"
-        metrics_dir.mkdir()
+        metrics_dir.mkdir()  # why: inside the fresh 0700 runtime directory made above
         os.environ["KEYOPS_METRICS_DIR"] = str(metrics_dir)
+    try:
+        sock = listener(args.host, args.port, args.workers)
+    except OSError as exc:
+        raise KeyopsError(
+            f"the server could not start on {args.host}:{args.port}: {exc.strerror or exc}",
+            "Is the port already in use? Choose another with --port.",
+        ) from None
     log.info(
         "serving stack %s bundle version %d on http://%s:%d with %d worker(s)",
         bundle.stack,
@@ -165,22 +190,7 @@ def _run(
         args.port,
         args.workers,
     )
-    try:
-        uvicorn.run(
-            "keyops.endpoint.asgi:app_from_env",
-            factory=True,
-            host=args.host,
-            port=args.port,
-            workers=args.workers,
-            access_log=args.access_log,
-            log_level="info",
-            lifespan="on",
-            server_header=False,
-        )
-    except SystemExit as exc:
-        if exc.code not in (0, None):
-            raise KeyopsError(
-                f"the server could not start on {args.host}:{args.port}",
-                "Is the port already in use? Choose another with --port.",
-            ) from None
+    limits = Limits(limit_concurrency=args.limit_concurrency, access_log=args.access_log)
+    with sock:
+        run_server(sock, args.workers, limits)
     return EXIT_OK
