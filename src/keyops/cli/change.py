@@ -13,6 +13,7 @@ import datetime as dt
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from keyops.cli import pr
 from keyops.cli.proposal import Proposal, Target
@@ -68,6 +69,7 @@ def load_current(root: Path, stack: str, sops: Sops) -> tuple[LoadResult, list[s
 
 
 def open_target(args: argparse.Namespace) -> Target:
+    """The existing client file ``--stack``/``--client`` names, decrypted and valid."""
     root = repo.find_root(args.repo)
     relpath = f"{CREDENTIALS_DIR}/{args.stack}/{args.client}.yaml"
     path = root / relpath
@@ -113,6 +115,36 @@ def open_target(args: argparse.Namespace) -> Target:
     )
 
 
+def open_new_target(args: argparse.Namespace) -> Target:
+    """A client file that does not exist yet, in a stack this machine can decrypt."""
+    root = repo.find_root(args.repo)
+    relpath = f"{CREDENTIALS_DIR}/{args.stack}/{args.client}.yaml"
+    source = WorktreeSource(root)
+    loader.check_stacks(root, source, [args.stack])
+    if (root / relpath).exists() or (root / relpath).is_symlink():
+        raise InputError(
+            f"client {args.client!r} already exists in stack {args.stack} ({relpath})",
+            f"Add a key to it with keyops rotate --stack {args.stack} --client {args.client}.",
+        )
+    rules = settings.load(root)
+    sops = Sops(root, timeout=timeout_from_env())
+    current, skipped = load_current(root, args.stack, sops)
+    return Target(
+        root=root,
+        stack=args.stack,
+        client=args.client,
+        relpath=relpath,
+        today=parse_day(args.now),
+        settings=rules,
+        current=current,
+        document={},
+        raw=b"",
+        sops=sops,
+        skipped_stacks=skipped,
+        new=True,
+    )
+
+
 # -- the policy engine -------------------------------------------------------------------------
 
 
@@ -120,14 +152,27 @@ def _key(f: Finding) -> tuple[str, str, str | None, str]:
     return (f.rule, f.path, f.credential_id, f.message)
 
 
+def introduced_findings(
+    current: LoadResult,
+    relpath: str,
+    document: dict[str, Any],
+    ctx: Context,
+    rules: settings.Settings,
+    root: Path,
+) -> list[Finding]:
+    """Findings that writing ``document`` to ``relpath`` would add to ``current``'s."""
+    proposed = replace_document(current, relpath, document)
+    before = {_key(f) for f in evaluate(current, current, ctx, rules, root=root)}
+    after = evaluate(current, proposed, ctx, rules, root=root)
+    return [f for f in after if _key(f) not in before]
+
+
 def policy_findings(target: Target, proposal: Proposal) -> list[Finding]:
     """Findings the change introduces: head findings not already present before it."""
     ctx = Context(now=target.today, adoption=proposal.adoption)
-    proposed = replace_document(target.current, target.relpath, proposal.document)
-    unchanged = evaluate(target.current, target.current, ctx, target.settings, root=target.root)
-    before = {_key(f) for f in unchanged}
-    after = evaluate(target.current, proposed, ctx, target.settings, root=target.root)
-    return [f for f in after if _key(f) not in before]
+    return introduced_findings(
+        target.current, target.relpath, proposal.document, ctx, target.settings, target.root
+    )
 
 
 def refuse_or_warn(findings: list[Finding], relpath: str) -> list[Finding]:
@@ -155,14 +200,21 @@ def tombstone_hint(target: Target, ident: str, ended: dt.date) -> str:
 # -- running a change --------------------------------------------------------------------------
 
 
-def run_change(args: argparse.Namespace, build: Builder) -> int:
-    target = open_target(args)
+def run_change(
+    args: argparse.Namespace,
+    build: Builder,
+    opener: Callable[[argparse.Namespace], Target] = open_target,
+) -> int:
+    """Open the target (``opener``), build the proposal, check it, write it, report it."""
+    target = opener(args)
     proposal = build(target)
     if proposal.document == target.document:
         print(f"{target.relpath}: nothing to change")
         return EXIT_OK
     findings = refuse_or_warn(policy_findings(target, proposal), target.relpath)
-    edit.save(target.root, target.relpath, target.raw, proposal.document, target.sops)
+    edit.save(
+        target.root, target.relpath, target.raw, proposal.document, target.sops, new=target.new
+    )
     try:
         report(target, proposal, findings)
         if args.pr:
@@ -177,7 +229,8 @@ def run_change(args: argparse.Namespace, build: Builder) -> int:
 
 def report(target: Target, proposal: Proposal, findings: list[Finding]) -> None:
     out = sys.stdout
-    out.write(f"updated {target.relpath} (verified: decrypts to the intended content)\n")
+    verb = "created" if target.new else "updated"
+    out.write(f"{verb} {target.relpath} (verified: decrypts to the intended content)\n")
     for line in proposal.changes:
         out.write(f"  {line}\n")
     for finding in findings:

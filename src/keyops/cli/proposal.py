@@ -43,3 +43,5 @@ class Target:
     raw: bytes
     sops: Sops
     skipped_stacks: list[str]
+    #: True when the change creates the file (``keyops client add``): ``raw`` is then empty.
+    new: bool = False

@@ -154,9 +154,18 @@ def render_plaintext(encrypted: bytes, document: dict[str, Any]) -> bytes:
 
 
 def write_verified(
-    root: Path, relpath: str, ciphertext: bytes, intended: dict[str, Any], sops: Sops
+    root: Path,
+    relpath: str,
+    ciphertext: bytes,
+    intended: dict[str, Any],
+    sops: Sops,
+    *,
+    new: bool = False,
 ) -> None:
-    """Replace ``relpath`` with ``ciphertext`` only once it decrypts to ``intended``."""
+    """Replace ``relpath`` with ``ciphertext`` only once it decrypts to ``intended``.
+
+    ``new``: the file must not exist yet; one that appears meanwhile is never replaced.
+    """
     target = root / relpath
 
     def decrypts_as_intended(temp: Path) -> None:
@@ -168,11 +177,22 @@ def write_verified(
             )
 
     mode = target.stat().st_mode & 0o777 if target.exists() else PUBLIC
-    write_atomic(target, ciphertext, mode=mode, verify=decrypts_as_intended)
+    write_atomic(target, ciphertext, mode=mode, verify=decrypts_as_intended, overwrite=not new)
 
 
-def save(root: Path, relpath: str, before_raw: bytes, document: dict[str, Any], sops: Sops) -> None:
-    """Encrypt ``document`` laid out like ``before_raw`` and replace the file, verified."""
+def save(
+    root: Path,
+    relpath: str,
+    before_raw: bytes,
+    document: dict[str, Any],
+    sops: Sops,
+    *,
+    new: bool = False,
+) -> None:
+    """Encrypt ``document`` laid out like ``before_raw`` and replace the file, verified.
+
+    ``new``: create the file (``before_raw`` is empty); it must not exist yet.
+    """
     plaintext = render_plaintext(before_raw, document)
     ciphertext = sops.encrypt(plaintext, relpath)
-    write_verified(root, relpath, ciphertext, document, sops)
+    write_verified(root, relpath, ciphertext, document, sops, new=new)
