@@ -428,6 +428,14 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     proc.communicate()
 
 
+def default_age_key_file(env: Mapping[str, str]) -> Path | None:
+    """The key file sops reads besides ``SOPS_AGE_KEY_FILE`` (``$XDG_CONFIG_HOME/sops/age``)."""
+    config_home = env.get("XDG_CONFIG_HOME") or (
+        str(Path(env["HOME"]) / ".config") if env.get("HOME") else ""
+    )
+    return Path(config_home) / "sops" / "age" / "keys.txt" if config_home else None
+
+
 def describe_key_sources(env: Mapping[str, str]) -> str:
     """Which key sources are set, without ever showing a key (paths only)."""
     found: list[str] = []
@@ -437,11 +445,9 @@ def describe_key_sources(env: Mapping[str, str]) -> str:
     for name in ("SOPS_AGE_KEY_FILE", "SOPS_AGE_SSH_PRIVATE_KEY_FILE"):
         if env.get(name):
             found.append(f"{name}={env[name]}")
-    config_home = env.get("XDG_CONFIG_HOME") or (
-        str(Path(env["HOME"]) / ".config") if env.get("HOME") else ""
-    )
-    if config_home and (Path(config_home) / "sops" / "age" / "keys.txt").is_file():
-        found.append(str(Path(config_home) / "sops" / "age" / "keys.txt"))
+    default = default_age_key_file(env)
+    if default is not None and default.is_file():
+        found.append(str(default))
     if any(env.get(name) for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_ROLE_ARN")):
         found.append("AWS credentials")
     if not found:
