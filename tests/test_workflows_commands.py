@@ -23,8 +23,13 @@ COVERED = {
     ),
     'keyops approval --repo-slug "$REPO" --pr "$PR_NUMBER" --head-sha "$HEAD_SHA" '
     '--base "origin/$BASE_REF"': "tests/test_approval.py (success, pending, failure, error)",
-    "keyops smoke --stack dev": "tests/test_smoke_command.py",
-    "keyops smoke --stack prod": "tests/test_smoke_command.py (same command, another stack)",
+    'keyops smoke --stack "$STACK"': "tests/test_smoke_command.py (one matrix job per stack)",
+    "keyops stack list --deployable --github-output": (
+        "tests/test_stack_cli.py::test_the_workflow_listing_writes_the_matrix_in_deploy_order"
+    ),
+    'keyops stack list --deployable --only "$STACK" --github-output': (
+        "tests/test_stack_cli.py::test_the_deploy_listing_takes_what_hygiene_dispatches"
+    ),
     'keyops hygiene issues --repo-slug "$REPO"': "tests/test_hygiene.py (issues)",
     'keyops hygiene bundles --within-days 7 --repo-slug "$REPO" --dispatch deploy.yml '
     '--ref "$DEFAULT_BRANCH"': (
