@@ -15,7 +15,13 @@ import pytest
 from support.repo import KeyRepo, build_template
 
 #: Modules of tests/support that define fixtures: every test can ask for them by name.
-pytest_plugins = ("support.endpoint", "support.fetch", "support.github", "support.infra")
+pytest_plugins = (
+    "support.endpoint",
+    "support.fetch",
+    "support.github",
+    "support.infra",
+    "support.newrepo",
+)
 
 
 @pytest.fixture(scope="session")

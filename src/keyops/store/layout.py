@@ -103,7 +103,7 @@ def _walk(node: Traversable, parts: list[str]) -> list[tuple[str, Traversable]]:
 def template_files() -> list[tuple[str, Traversable]]:
     """(path in the new repository, template) for every file of the layout."""
     root = resources.files("keyops").joinpath(*TEMPLATES)
-    return _walk(root, [])
+    return sorted(_walk(root, []), key=lambda item: item[0])
 
 
 def render(approvers: list[str], pin: Pin) -> dict[str, bytes]:
@@ -116,7 +116,7 @@ def render(approvers: list[str], pin: Pin) -> dict[str, bytes]:
     )
     owners = " ".join(f"@{login}" for login in approvers)
     codeowners = (
-        "".join(f"{path:<14} {owners}\n" for path in CODEOWNED)
+        "".join(f"{path:<18} {owners}\n" for path in CODEOWNED)
         if approvers
         else "# No owner yet: add lines such as  /credentials/  @your-org/security\n"
     )

@@ -272,6 +272,14 @@ class Sops:
                 f"{label}: no creation rule in .sops.yaml matches this path",
                 "Add a creation rule for the stack to .sops.yaml (see README: Adding a stack).",
             )
+        if "AWS KMS" in text:
+            arn = re.search(r'(arn:aws[^"\s]*:kms:[^"\s]+)', text)
+            return SopsError(
+                f"{label}: sops could not use the AWS KMS key "
+                f"{arn.group(1) if arn else 'of its creation rule'}",
+                "Set AWS credentials (AWS_PROFILE, or a role) allowed kms:Encrypt and kms:Decrypt "
+                "on that key, and check its ARN in .sops.yaml.",
+            )
         if "control characters are not allowed" in text or "unmarshal" in text.lower():
             return SopsFileError(
                 "invalid", f"{label}: sops cannot parse the file as YAML", "Fix the YAML syntax."

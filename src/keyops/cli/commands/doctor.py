@@ -364,6 +364,9 @@ def doctor(args: argparse.Namespace) -> int:
     if failed:
         out.write(f"result: {failed} problem(s) stop a rotation here (FAIL lines); {summary}\n")
         return EXIT_FINDINGS
+    if not report.decrypting:
+        out.write(f"result: no stack to rotate yet (keyops stack add); {summary}\n")
+        return EXIT_OK
     stacks = ", ".join(report.decrypting)
     out.write(f"result: a rotation works here (stack(s) {stacks}); {summary}\n")
     return EXIT_OK

@@ -21,6 +21,7 @@ from keyops.core.atomic import PRIVATE, write_atomic
 from keyops.core.dates import utcnow
 from keyops.core.errors import EXIT_OK, InputError
 from keyops.store import age
+from keyops.store.sops import default_age_key_file
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -56,11 +57,16 @@ def keygen(args: argparse.Namespace) -> int:
     identity = age.generate()
     write_atomic(out, identity.key_file(utcnow()), mode=PRIVATE, overwrite=False)
     print(identity.recipient)
+    default = default_age_key_file(os.environ)
+    found = (
+        "sops reads this file without any setting"
+        if default is not None and out.absolute() == default.absolute()
+        else f"for sops to find it: export SOPS_AGE_KEY_FILE={os.fspath(out)}"
+    )
     print(
         f"wrote a new age identity to {out} (mode 0600); its recipient is above.\n"
-        f"next: keyops stack add NAME --age {identity.recipient}, and make this key available "
-        f"to sops (export SOPS_AGE_KEY_FILE={os.fspath(out)}, or keep it in "
-        "~/.config/sops/age/keys.txt). Back it up: without it nothing encrypted to it opens.",
+        f"next: keyops stack add NAME --age {identity.recipient}; {found}. Back the file up: "
+        "nothing encrypted to it opens without it.",
         file=sys.stderr,
     )
     return EXIT_OK
