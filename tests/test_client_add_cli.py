@@ -40,8 +40,8 @@ def test_a_served_client_gets_its_first_key_active_and_an_app_auth_secret(stagin
         "  new client ios: ios, served, Pusher app 1874221 (eu)",
         "  ios-2026-11: first credential, active",
         "  app_auth ios-build-2026a: new active secret (generated, 32 random bytes)",
-        "next: commit it and open a pull request; after merge and deploy, give the app build its "
-        "bootstrap config: keyops client-config --stack staging --client ios --out FILE",
+        "next: after merge and deploy, give the app build its bootstrap config: keyops "
+        "client-config --stack staging --client ios --out FILE",
     ]
     assert key not in out + err and secret not in out + err
     path = staging.root / "credentials/staging/ios.yaml"
@@ -252,3 +252,20 @@ def test_the_first_key_passes_the_policy_check_of_its_pull_request(staging: KeyR
     report = json.loads(proc.stdout)
     assert report["summary"]["errors"] == 0
     assert [f["rule"] for f in report["findings"]] == []
+
+
+def test_with_pr_it_commits_on_a_branch_named_after_the_command(staging: KeyRepo) -> None:
+    key, secret = pair()
+    proc = staging.run(
+        *ADD, *SERVED_IOS, "--pr", input=f"{key}\n{secret}\n", env={"PATH": "/usr/bin:/bin"}
+    )
+    assert proc.returncode == 0, proc.stderr
+    branch = staging.git("rev-parse", "--abbrev-ref", "HEAD")
+    assert branch.startswith("keyops/staging-ios-client-add-ios-")
+    assert staging.git("show", "--name-only", "--format=%s", "HEAD").splitlines() == [
+        f"chore(credentials): client add staging/ios {branch.rsplit('client-add-', 1)[1]}",
+        "",
+        "credentials/staging/ios.yaml",
+    ]
+    assert "_Made with `keyops client add --pr`._" in proc.stdout
+    assert key not in proc.stdout and secret not in proc.stdout

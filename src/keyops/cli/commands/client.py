@@ -50,7 +50,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def _check_arguments(args: argparse.Namespace) -> None:
     """Refuse in the command's terms what the schema would refuse in the file's."""
-    if not lifecycle.ID_RE.match(args.client) or args.client.startswith("-"):
+    if not lifecycle.ID_RE.match(args.client):
         raise UsageError(
             f"--client {args.client!r} is not a valid client name",
             "Use 3-63 characters of lowercase letters, digits and '-', starting with a letter or "
@@ -78,18 +78,12 @@ def _next_step(target: Target, delivery: str) -> str:
     where = f"--stack {target.stack} --client {target.client}"
     if delivery == "served":
         return (
-            "commit it and open a pull request; after merge and deploy, give the app build its "
-            f"bootstrap config: keyops client-config {where} --out FILE"
+            "after merge and deploy, give the app build its bootstrap config: keyops "
+            f"client-config {where} --out FILE"
         )
     if delivery == "bundled":
-        return (
-            "commit it and open a pull request; after merge, build the app release with "
-            f"keyops export {where}"
-        )
-    return (
-        "commit it and open a pull request; after merge, deploy the stack so that the auth "
-        "servers' keyring holds the key"
-    )
+        return f"after merge, build the app release with keyops export {where}"
+    return "after merge, deploy the stack so that the auth servers' keyring holds the key"
 
 
 def _add(args: argparse.Namespace) -> int:
