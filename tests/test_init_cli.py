@@ -212,3 +212,19 @@ def test_a_second_repository_made_the_same_way_is_the_same(tmp_path: Path) -> No
     one, two = make_initrepo(tmp_path / "a"), make_initrepo(tmp_path / "b")
     for path in LAYOUT:
         assert (one.root / path).read_bytes() == (two.root / path).read_bytes(), path
+
+
+def test_a_failed_init_puts_everything_back(tmp_path: Path) -> None:
+    root = _git_repo(tmp_path)
+    (root / ".gitignore").write_text("node_modules/\n")
+    (root / "stacks" / "README.md").mkdir(parents=True)  # in the way of the last file
+    proc = _init(root, "--force")
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert proc.stderr.startswith(f"error: cannot write {root / 'stacks' / 'README.md'}: ")
+    left = sorted(
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*")
+        if p.relative_to(root).parts[0] != ".git"
+    )
+    assert left == [".gitignore", "stacks", "stacks/README.md"]
+    assert (root / ".gitignore").read_text() == "node_modules/\n"

@@ -225,7 +225,11 @@ def check_stacks(m: Machine, r: Report) -> None:
     for name in known:
         first = m.root / CREDENTIALS_DIR / name / STACK_FILE
         if not first.is_file():
-            first = sorted((m.root / CREDENTIALS_DIR / name).glob("*.yaml"))[0]
+            files = sorted((m.root / CREDENTIALS_DIR / name).glob("*.yaml"))
+            if not files:
+                r.add(FAIL, "stack", f"{name}: no credential file (keyops validate says why)")
+                continue
+            first = files[0]
         rel = first.relative_to(m.root).as_posix()
         rules = config.rules_for(rel)
         holders = sorted(rules[0].recipients) if len(rules) == 1 else []

@@ -14,11 +14,12 @@ An existing file is never overwritten without ``--force``; then nothing at all i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
 from keyops.core.atomic import PUBLIC, write_atomic
-from keyops.core.errors import EXIT_OK, InputError, RepositoryError
+from keyops.core.errors import EXIT_OK, InputError, KeyopsError, RepositoryError
 from keyops.store import git, layout
 
 
@@ -47,6 +48,37 @@ def _repository(args: argparse.Namespace) -> Path:
     return Path(top)
 
 
+def _write_all(root: Path, files: dict[str, bytes]) -> None:
+    """Write every file, or none: on any failure, what was there before is put back."""
+    before: dict[Path, bytes | None] = {}
+    made: list[Path] = []
+    try:
+        for path, data in files.items():
+            target = root / path
+            missing = [p for p in reversed(target.parents) if not p.exists()]
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                before[target] = target.read_bytes() if target.is_file() else None
+            except OSError as exc:
+                raise InputError(
+                    f"cannot write {path}: {exc.strerror or exc}",
+                    "Check that nothing of that name is in the way and that you can write there.",
+                ) from None
+            made += missing
+            write_atomic(target, data, mode=PUBLIC)
+    except BaseException:
+        for target, old in before.items():
+            with contextlib.suppress(OSError, KeyopsError):
+                if old is None:
+                    target.unlink(missing_ok=True)
+                else:
+                    write_atomic(target, old, mode=PUBLIC)
+        for directory in reversed(made):
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+        raise
+
+
 def init(args: argparse.Namespace) -> int:
     approvers = layout.check_logins(args.approver)
     root = _repository(args)
@@ -59,10 +91,7 @@ def init(args: argparse.Namespace) -> int:
             f"{', '.join(existing)}; nothing was written",
             "Move them aside, or pass --force to replace them.",
         )
-    for path, data in files.items():
-        target = root / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(target, data, mode=PUBLIC)
+    _write_all(root, files)
     out = sys.stdout
     replaced = f" ({len(existing)} replaced)" if existing else ""
     out.write(f"wrote {len(files)} files into {root}{replaced}:\n")
