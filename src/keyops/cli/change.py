@@ -100,19 +100,7 @@ def open_target(args: argparse.Namespace) -> Target:
             "Fix it first; keyops validate shows the same findings:",
             errors,
         )
-    return Target(
-        root=root,
-        stack=args.stack,
-        client=args.client,
-        relpath=relpath,
-        today=parse_day(args.now),
-        settings=rules,
-        current=current,
-        document=record.plain,
-        raw=record.raw,
-        sops=sops,
-        skipped_stacks=skipped,
-    )
+    return _target(args, root, relpath, rules, sops, (current, skipped), record.plain, record.raw)
 
 
 def open_new_target(args: argparse.Namespace) -> Target:
@@ -128,7 +116,23 @@ def open_new_target(args: argparse.Namespace) -> Target:
         )
     rules = settings.load(root)
     sops = Sops(root, timeout=timeout_from_env())
-    current, skipped = load_current(root, args.stack, sops)
+    loaded = load_current(root, args.stack, sops)
+    return _target(args, root, relpath, rules, sops, loaded, {}, b"", new=True)
+
+
+def _target(
+    args: argparse.Namespace,
+    root: Path,
+    relpath: str,
+    rules: settings.Settings,
+    sops: Sops,
+    loaded: tuple[LoadResult, list[str]],
+    document: dict[str, Any],
+    raw: bytes,
+    *,
+    new: bool = False,
+) -> Target:
+    current, skipped = loaded
     return Target(
         root=root,
         stack=args.stack,
@@ -137,11 +141,11 @@ def open_new_target(args: argparse.Namespace) -> Target:
         today=parse_day(args.now),
         settings=rules,
         current=current,
-        document={},
-        raw=b"",
+        document=document,
+        raw=raw,
         sops=sops,
         skipped_stacks=skipped,
-        new=True,
+        new=new,
     )
 
 
