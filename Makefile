@@ -2,6 +2,8 @@
 #   make demo   set up .venv, then show the whole workflow on the embedded dev stack
 #   make test   set up .venv, then run the whole test suite
 #   make e2e    only the end-to-end tests against real peers (soketi, pusher-js, the JS client)
+# and one to keep using it:
+#   make shell  a shell with keyops and sops on PATH and the dev stack's TEST-ONLY key
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -9,8 +11,10 @@ STAMP  := $(VENV)/.keyops-installed
 STACK  ?= dev
 # The dev stack's committed TEST-ONLY identity; the demo and tests use it, nothing else should.
 DEV_KEY := $(CURDIR)/keys/dev-TEST-ONLY.agekey
+# The workflows `keyops init` writes into a credentials repository (linted like .github/).
+TEMPLATE_WORKFLOWS := $(wildcard src/keyops/templates/init/dot-github/workflows/*.yml)
 
-.PHONY: install node-deps demo web-demo test test-fast e2e lint typecheck bench clean
+.PHONY: install node-deps demo web-demo shell test test-fast e2e lint typecheck bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +39,13 @@ web-demo: $(STAMP)
 node-deps: $(STAMP)
 	-$(BIN)/python tests/support/npm.py clients/js tests/e2e/pusher tests/e2e/browser
 
+# A new interactive shell in which `keyops` and `sops` are on PATH and the dev stack decrypts
+# (an age key already in SOPS_AGE_KEY_FILE is kept); exit it to leave. Without make:
+#   . .venv/bin/activate && export SOPS_AGE_KEY_FILE=$PWD/keys/dev-TEST-ONLY.agekey
+shell: $(STAMP)
+	@echo "keyops and sops are on PATH; SOPS_AGE_KEY_FILE=$${SOPS_AGE_KEY_FILE:-$(DEV_KEY)}. Type exit to leave."
+	@VIRTUAL_ENV="$(CURDIR)/$(VENV)" PATH="$(CURDIR)/$(BIN):$$PATH" SOPS_AGE_KEY_FILE="$${SOPS_AGE_KEY_FILE:-$(DEV_KEY)}" $${SHELL:-/bin/sh} -i
+
 test: $(STAMP) node-deps
 	$(BIN)/python -m pytest -n auto -p no:cacheprovider $(PYTEST_ARGS)
 
@@ -52,8 +63,8 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench scripts infra policies examples
 	$(BIN)/lint-imports
 	$(BIN)/mypy
-	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
-	$(BIN)/zizmor --offline --min-severity medium .github/
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml $(TEMPLATE_WORKFLOWS)
+	$(BIN)/zizmor --offline --min-severity medium .github/ $(TEMPLATE_WORKFLOWS)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

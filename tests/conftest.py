@@ -22,6 +22,7 @@ pytest_plugins = (
     "support.github",
     "support.infra",
     "support.pusher_api",
+    "support.newrepo",
 )
 
 

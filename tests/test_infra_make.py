@@ -67,3 +67,27 @@ def test_dev_stack_uses_the_test_only_key_by_default() -> None:
     line = next(x for x in proc.stdout.splitlines() if " preview --stack dev " in x)
     assert 'SOPS_AGE_KEY_FILE="${SOPS_AGE_KEY_FILE:-' in line
     assert "keys/dev-TEST-ONLY.agekey" in line
+
+
+def test_make_shell_puts_keyops_and_sops_on_path_with_the_dev_key() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MAKE", "SOPS_"))}
+    env.update(SHELL="/bin/sh", PATH="/usr/bin:/bin")
+    proc = subprocess.run(
+        ["make", "--no-print-directory", "-s", "shell"],
+        cwd=PROJECT,
+        env=env,
+        input='command -v keyops\ncommand -v sops\necho "$SOPS_AGE_KEY_FILE"\nkeyops --version\n',
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    bin_dir = PROJECT / ".venv" / "bin"
+    assert proc.stdout.splitlines() == [
+        f"keyops and sops are on PATH; SOPS_AGE_KEY_FILE={PROJECT / 'keys/dev-TEST-ONLY.agekey'}. "
+        "Type exit to leave.",
+        str(bin_dir / "keyops"),
+        str(bin_dir / "sops"),
+        str(PROJECT / "keys" / "dev-TEST-ONLY.agekey"),
+        "keyops 0.1.0",
+    ]

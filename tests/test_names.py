@@ -63,6 +63,11 @@ INVOCATIONS: dict[str, list[str]] = {
         "--id", "x-2026-01",
     ],
     "verify": ["verify", "--stack", "STACK", "--client", "CLIENT"],
+    "client add": [
+        "client", "add", "--stack", "STACK", "--client", "CLIENT", "--platform", "ios",
+        "--delivery", "served", "--app-id", "1874221", "--cluster", "eu",
+    ],
+    "doctor": ["doctor", "--stack", "STACK"],
 }  # fmt: skip
 
 
@@ -185,5 +190,11 @@ def test_the_name_rules_are_the_schemas() -> None:
 
 
 def test_commands_without_names_are_untouched() -> None:
-    # fetch takes no stack or client: the check must not require one.
-    assert {c.name for c in COMMANDS} - {n.split()[0] for n in INVOCATIONS} == {"fetch"}
+    # These take no --stack or --client (stack add names its stack as an argument, which the
+    # stack command checks itself): the check must not require one.
+    assert {c.name for c in COMMANDS} - {n.split()[0] for n in INVOCATIONS} == {
+        "fetch",
+        "init",
+        "keygen",
+        "stack",
+    }

@@ -21,8 +21,8 @@ COVERED = {
     "--out adoption.json": (
         "tests/e2e/test_adoption_cloudwatch.py::test_the_pr_workflow_fetches_and_checks_evidence"
     ),
-    'keyops check --base "origin/$BASE_REF" --adoption adoption.json --format sarif '
-    "> keyops.sarif": (
+    'keyops check --base "origin/$BASE_REF" --all-stacks --adoption adoption.json '
+    "--format sarif > keyops.sarif": (
         "tests/test_workflows_commands.py::test_pr_check_writes_sarif_for_code_scanning"
     ),
     'keyops approval --repo-slug "$REPO" --pr "$PR_NUMBER" --head-sha "$HEAD_SHA" '
@@ -36,8 +36,13 @@ COVERED = {
     '--summary "$GITHUB_STEP_SUMMARY"': (
         "tests/test_workflows_commands.py::test_pr_verify_checks_the_keys_the_pull_request_adds"
     ),
-    "keyops smoke --stack dev": "tests/test_smoke_command.py",
-    "keyops smoke --stack prod": "tests/test_smoke_command.py (same command, another stack)",
+    'keyops smoke --stack "$STACK"': "tests/test_smoke_command.py (one matrix job per stack)",
+    "keyops stack list --deployable --github-output": (
+        "tests/test_stack_cli.py::test_the_workflow_listing_writes_the_matrix_in_deploy_order"
+    ),
+    'keyops stack list --deployable --only "$STACK" --github-output': (
+        "tests/test_stack_cli.py::test_the_deploy_listing_takes_what_hygiene_dispatches"
+    ),
     'keyops hygiene issues --repo-slug "$REPO"': "tests/test_hygiene.py (issues)",
     'keyops hygiene bundles --within-days 7 --repo-slug "$REPO" --dispatch deploy.yml '
     '--ref "$DEFAULT_BRANCH"': (

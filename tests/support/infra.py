@@ -144,10 +144,34 @@ def run_program(
 ) -> Run:
     """The real infra/ program in a fresh interpreter under Pulumi's mocks."""
     stack_file = stack_file or PROJECT / "stacks" / f"Pulumi.{stack}.yaml"
+    return run_harness(
+        sys.executable, PROJECT / "infra", stack_file, stack, out, repo.env(), *extra
+    )
+
+
+def run_harness(
+    python: str | Path,
+    program_dir: Path,
+    stack_file: Path,
+    stack: str,
+    out: Path,
+    env: dict[str, str],
+    *extra: str,
+) -> Run:
+    """``program_dir/__main__.py`` under Pulumi's mocks, run by ``python`` (any keyops install)."""
     proc = subprocess.run(
-        [sys.executable, str(HARNESS), str(stack_file), stack, str(out), *extra],
-        cwd=PROJECT / "infra",
-        env=repo.env(),
+        [
+            str(python),
+            str(HARNESS),
+            str(stack_file),
+            stack,
+            str(out),
+            "--program",
+            str(program_dir / "__main__.py"),
+            *extra,
+        ],
+        cwd=program_dir,
+        env=env,
         capture_output=True,
         text=True,
         timeout=300,

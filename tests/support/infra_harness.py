@@ -3,12 +3,14 @@
 Used by tests/test_infra*.py in a fresh subprocess per stack: the Pulumi runtime keeps
 process-wide state (settings, root stack, config), so one process runs one program.
 
-    python tests/support/infra_harness.py STACK_FILE STACK OUT.json [--broken]
+    python tests/support/infra_harness.py STACK_FILE STACK OUT.json [--broken] [--program MAIN.py]
 
 The stack's settings reach the program the way the Pulumi CLI passes them, through the
 ``PULUMI_CONFIG`` environment variable (structured values as JSON text). ``--broken`` runs the
 program with a hand-built config that the schema would refuse (one region in production, no
 throttling, a wildcard IAM statement) so the CrossGuard rules can be seen to fail.
+``--program`` runs another ``infra/__main__.py`` (one ``keyops init`` wrote) instead of this
+repository's.
 
 The mocks follow what Pulumi's mocks do here: inputs arrive camelCase at every depth (and secrets
 wrapped, which is how this records which inputs were secret), outputs are returned camelCase,
@@ -216,6 +218,9 @@ def broken_config(stack_file: Path) -> Any:
 def main() -> None:
     stack_file, stack, out = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
     broken = "--broken" in sys.argv
+    program = PROJECT / "infra" / "__main__.py"
+    if "--program" in sys.argv:
+        program = Path(sys.argv[sys.argv.index("--program") + 1])
     os.environ["PULUMI_CONFIG"] = json.dumps(pulumi_config(stack_file))
     os.environ["PULUMI_CONFIG_SECRET_KEYS"] = "[]"
 
@@ -261,7 +266,7 @@ def main() -> None:
             for name, value in program.run(broken_config(stack_file)).items():
                 pulumi.export(name, value)
         else:
-            runpy.run_path(str(PROJECT / "infra" / "__main__.py"), run_name="__main__")
+            runpy.run_path(str(program), run_name="__main__")
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
 

@@ -13,16 +13,17 @@ import datetime as dt
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from keyops.cli import options, pr
 from keyops.cli.proposal import Proposal, Target
-from keyops.core.errors import EXIT_OK, Interrupted, Refused
+from keyops.core.errors import EXIT_OK, InputError, Interrupted, Refused
 from keyops.core.findings import Finding, Severity
 from keyops.policy import Context, evaluate, replace_document
 from keyops.store import edit, loader, names, repo, settings
 from keyops.store.loader import LoadResult
 from keyops.store.sops import Sops, timeout_from_env
-from keyops.store.sources import WorktreeSource
+from keyops.store.sources import CREDENTIALS_DIR, WorktreeSource
 
 #: Rules that are judged at review time, not when the change is made.
 REVIEW_TIME_RULES = frozenset({"approval"})
@@ -68,6 +69,7 @@ def load_current(root: Path, stack: str, sops: Sops) -> tuple[LoadResult, list[s
 
 
 def open_target(args: argparse.Namespace) -> Target:
+    """The existing client file ``--stack``/``--client`` names, decrypted and valid."""
     today = options.recorded_now(args).date()  # a bad --now is refused before any work
     root = repo.find_root(args.repo)
     loader.check_stacks(root, WorktreeSource(root), [args.stack])
@@ -84,6 +86,53 @@ def open_target(args: argparse.Namespace) -> Target:
             "Fix it first; keyops validate shows the same findings:",
             errors,
         )
+    return _target(
+        args,
+        root,
+        relpath,
+        today,
+        rules,
+        sops,
+        (current, skipped),
+        record.plain,
+        record.raw,
+        builds_on=builds_on,
+    )
+
+
+def open_new_target(args: argparse.Namespace) -> Target:
+    """A client file that does not exist yet, in a stack this machine can decrypt."""
+    today = options.recorded_now(args).date()
+    root = repo.find_root(args.repo)
+    relpath = f"{CREDENTIALS_DIR}/{args.stack}/{args.client}.yaml"
+    source = WorktreeSource(root)
+    loader.check_stacks(root, source, [args.stack])
+    if (root / relpath).exists() or (root / relpath).is_symlink():
+        raise InputError(
+            f"client {args.client!r} already exists in stack {args.stack} ({relpath})",
+            f"Add a key to it with keyops rotate --stack {args.stack} --client {args.client}.",
+        )
+    rules = settings.load(root)
+    sops = Sops(root, timeout=timeout_from_env())
+    loaded = load_current(root, args.stack, sops)
+    return _target(args, root, relpath, today, rules, sops, loaded, {}, b"", new=True)
+
+
+def _target(
+    args: argparse.Namespace,
+    root: Path,
+    relpath: str,
+    today: dt.date,
+    rules: settings.Settings,
+    sops: Sops,
+    loaded: tuple[LoadResult, list[str]],
+    document: dict[str, Any],
+    raw: bytes,
+    *,
+    builds_on: str | None = None,
+    new: bool = False,
+) -> Target:
+    current, skipped = loaded
     return Target(
         root=root,
         stack=args.stack,
@@ -92,11 +141,12 @@ def open_target(args: argparse.Namespace) -> Target:
         today=today,
         settings=rules,
         current=current,
-        document=record.plain,
-        raw=record.raw,
+        document=document,
+        raw=raw,
         sops=sops,
         skipped_stacks=skipped,
         builds_on=builds_on,
+        new=new,
     )
 
 
@@ -107,14 +157,27 @@ def _key(f: Finding) -> tuple[str, str, str | None, str]:
     return (f.rule, f.path, f.credential_id, f.message)
 
 
+def introduced_findings(
+    current: LoadResult,
+    relpath: str,
+    document: dict[str, Any],
+    ctx: Context,
+    rules: settings.Settings,
+    root: Path,
+) -> list[Finding]:
+    """Findings that writing ``document`` to ``relpath`` would add to ``current``'s."""
+    proposed = replace_document(current, relpath, document)
+    before = {_key(f) for f in evaluate(current, current, ctx, rules, root=root)}
+    after = evaluate(current, proposed, ctx, rules, root=root)
+    return [f for f in after if _key(f) not in before]
+
+
 def policy_findings(target: Target, proposal: Proposal) -> list[Finding]:
     """Findings the change introduces: head findings not already present before it."""
     ctx = Context(now=target.today, adoption=proposal.adoption)
-    proposed = replace_document(target.current, target.relpath, proposal.document)
-    unchanged = evaluate(target.current, target.current, ctx, target.settings, root=target.root)
-    before = {_key(f) for f in unchanged}
-    after = evaluate(target.current, proposed, ctx, target.settings, root=target.root)
-    return [f for f in after if _key(f) not in before]
+    return introduced_findings(
+        target.current, target.relpath, proposal.document, ctx, target.settings, target.root
+    )
 
 
 def refuse_or_warn(findings: list[Finding], relpath: str) -> list[Finding]:
@@ -142,8 +205,13 @@ def tombstone_hint(target: Target, ident: str, ended: dt.date) -> str:
 # -- running a change --------------------------------------------------------------------------
 
 
-def run_change(args: argparse.Namespace, build: Builder) -> int:
-    target = open_target(args)
+def run_change(
+    args: argparse.Namespace,
+    build: Builder,
+    opener: Callable[[argparse.Namespace], Target] = open_target,
+) -> int:
+    """Open the target (``opener``), build the proposal, check it, write it, report it."""
+    target = opener(args)
     proposal = build(target)
     if proposal.document == target.document:
         print(f"{target.relpath}: nothing to change")
@@ -156,6 +224,7 @@ def run_change(args: argparse.Namespace, build: Builder) -> int:
         proposal.document,
         target.sops,
         by=f"keyops {proposal.action.replace('app-auth-', 'app-auth ')}",
+        new=target.new,
     )
     try:
         report(target, proposal, findings)
@@ -171,7 +240,8 @@ def run_change(args: argparse.Namespace, build: Builder) -> int:
 
 def report(target: Target, proposal: Proposal, findings: list[Finding]) -> None:
     out = sys.stdout
-    out.write(f"updated {target.relpath} (verified: decrypts to the intended content)\n")
+    verb = "created" if target.new else "updated"
+    out.write(f"{verb} {target.relpath} (verified: decrypts to the intended content)\n")
     for line in proposal.changes:
         out.write(f"  {line}\n")
     for finding in findings:

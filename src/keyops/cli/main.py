@@ -57,6 +57,25 @@ class Command:
 
 #: Every command, in help order.
 COMMANDS: tuple[Command, ...] = (
+    Command("init", "init", "write a new credentials repository's layout into this git repository"),
+    Command(
+        "keygen", "keygen", "write a new age identity to a new file (0600); print its recipient"
+    ),
+    Command(
+        "stack",
+        "stack",
+        "add a stack (sops rule, signing and master keys, settings), or list the stacks",
+    ),
+    Command(
+        "client",
+        "client",
+        "add a client with its first key (stdin or --from-file) and, if served, its app_auth",
+    ),
+    Command(
+        "doctor",
+        "doctor",
+        "what works on this machine: sops, keys per stack, identities, diff driver, pulumi, gh",
+    ),
     Command(
         "validate",
         "validate",

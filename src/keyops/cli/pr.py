@@ -28,6 +28,14 @@ def _git(root: Path, *args: str) -> str:
     return git.text(root, *args, fix=_AFTER_WRITE)
 
 
+def command_words(action: str) -> str:
+    """The command that made a proposal: ``app-auth-rotate`` was ``app-auth rotate``."""
+    for prefix in ("app-auth-", "client-"):
+        if action.startswith(prefix):
+            return f"{prefix[:-1]} {action[len(prefix) :]}"
+    return action
+
+
 def branch_name(target: Target, proposal: Proposal) -> str:
     return f"keyops/{target.stack}-{target.client}-{proposal.action}-{proposal.subject}"
 
@@ -89,7 +97,7 @@ def body(target: Target, proposal: Proposal, summary: str | None) -> str:
         "## Next step",
         proposal.next_step,
         "",
-        "_Made with `keyops " + proposal.action.replace("app-auth-", "app-auth ") + " --pr`._",
+        f"_Made with `keyops {command_words(proposal.action)} --pr`._",
     ]
     return "\n".join(parts) + "\n"
 

@@ -47,3 +47,5 @@ class Target:
     skipped_stacks: list[str]
     #: The keyops command whose uncommitted write of this file the edit builds on, if any.
     builds_on: str | None = None
+    #: True when the change creates the file (``keyops client add``): ``raw`` is then empty.
+    new: bool = False

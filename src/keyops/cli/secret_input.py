@@ -1,12 +1,17 @@
 """New secrets typed in or read from a file: never from argv or the environment.
 
-Shared by every command that takes a new Pusher key and secret (``rotate``) or a new HMAC secret
-(``app-auth rotate``). A file holding a new secret should be readable by its owner only; one
-that others can read gets a warning, since the secret may already have been copied.
+Shared by every command that takes a new Pusher key and secret (``rotate`` for a successor,
+``client add`` for a client's first key) or a new HMAC secret (``app-auth rotate``): from stdin
+(two lines; typed without echo on a terminal) or from ``--from-file``, where other users and
+logs cannot see them. Nothing here ever puts a value into a message. A file holding a new secret
+should be readable by its owner only; one that others can read gets a warning, since the secret
+may already have been copied.
 """
 
 from __future__ import annotations
 
+import argparse
+import datetime as dt
 import getpass
 import os
 import stat
@@ -15,6 +20,16 @@ from pathlib import Path
 
 from keyops.core import lifecycle
 from keyops.core.errors import InputError, UsageError
+
+FROM_FILE_HELP = "read the key (line 1) and secret (line 2) from this file instead of stdin"
+
+
+def add_credential_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--id`` and ``--from-file``, the same for every command that adds a credential."""
+    parser.add_argument(
+        "--id", metavar="ID", help="credential id (default: <client>-<yyyy-mm>, suffixed if taken)"
+    )
+    parser.add_argument("--from-file", metavar="PATH", type=Path, help=FROM_FILE_HELP)
 
 
 def warn_if_readable_by_others(path: Path, option: str) -> None:
@@ -32,7 +47,7 @@ def warn_if_readable_by_others(path: Path, option: str) -> None:
         )
 
 
-def read_pair(from_file: Path | None) -> tuple[str, str]:
+def read_pair(from_file: Path | None, command: str = "rotate") -> tuple[str, str]:
     """Key and secret, from a file or stdin; never echoed, never in an error message."""
     if from_file is not None:
         try:
@@ -58,14 +73,15 @@ def read_pair(from_file: Path | None) -> tuple[str, str]:
         raise UsageError(
             f"{where} must hold exactly two non-empty lines, the key then the secret; "
             f"found {len(lines)}",
-            'Example: printf \'%s\\n%s\\n\' "$KEY" "$SECRET" | keyops rotate … '
+            f'Example: printf \'%s\\n%s\\n\' "$KEY" "$SECRET" | keyops {command} … '
             "(or use --from-file).",
         )
     return lines[0], lines[1]
 
 
-def read_checked_pair(from_file: Path | None) -> tuple[str, str]:
-    key, secret = read_pair(from_file)
+def read_checked_pair(from_file: Path | None, command: str = "rotate") -> tuple[str, str]:
+    """:func:`read_pair`, refusing anything but two different values in Pusher's format."""
+    key, secret = read_pair(from_file, command)
     lifecycle.check_pusher_hex(key, "key")
     lifecycle.check_pusher_hex(secret, "secret")
     if key == secret:
@@ -74,3 +90,23 @@ def read_checked_pair(from_file: Path | None) -> tuple[str, str]:
             "Copy both from the Pusher dashboard (App Keys): they differ.",
         )
     return key, secret
+
+
+def credential_id(
+    requested: str | None, client: str, stack: str, today: dt.date, taken: set[str]
+) -> str:
+    """``--id`` when it is valid and free in the stack, else the default id."""
+    if requested is None:
+        return lifecycle.default_id(client, today, taken)
+    if not lifecycle.ID_RE.fullmatch(requested):
+        raise UsageError(
+            f"--id {requested!r} is not a valid credential id",
+            "Use 3-63 characters of lowercase letters, digits and '-'.",
+        )
+    if requested in taken:
+        raise UsageError(
+            f"credential id {requested!r} is already used in stack {stack}",
+            "Ids are unique within a stack and never reused; pick another --id or omit "
+            "it for the default.",
+        )
+    return requested

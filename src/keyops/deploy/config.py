@@ -522,3 +522,104 @@ def _statement_ok(statement: Any) -> bool:
         and "Action" in statement
         and "Resource" in statement
     )
+
+
+# -- a new stack's settings (keyops stack add) ---------------------------------------------------
+
+#: Placeholders a new stack file starts with; the deployment needs the real ones.
+PLACEHOLDER_ZONE = "Z0REPLACEME"
+DEFAULT_REGION = "eu-west-1"
+STACKS_DIR = "stacks"
+
+_STARTER = """\
+# keyops stack {stack}: written by `keyops stack add`. Every setting is checked before anything is
+# planned (docs/deploy.md, Settings). Before the first deploy, set the real domain and its Route 53
+# zone, e.g.:
+#   pulumi config set --stack {stack} keyops:domain keys.example.com
+#   pulumi config set --stack {stack} keyops:hostedZoneId Z0123456789ABC
+config:
+  keyops:production: {production}{production_note}
+  keyops:regions:
+{regions}
+  keyops:keyring:
+    region: {primary}  # the auth keyring's primary region; stays put when regions are reordered
+{alarms}  keyops:domain: keys.{stack}.example.com  # placeholder: your domain
+  keyops:hostedZoneId: {zone}  # placeholder: its Route 53 hosted zone
+  keyops:throttle:
+    rateLimit: {rate}  # steady requests per second per region
+    burstLimit: {burst}
+  keyops:lambda:
+    memoryMb: {memory}
+    architecture: arm64
+    # reservedConcurrency: {concurrency}  # only once the region's unreserved concurrency stays
+    #   >= 100 with it (aws lambda get-account-settings; docs/deploy.md, Prerequisites)
+    timeoutSeconds: 5
+  keyops:logRetentionDays: {retention}
+  keyops:alarms:
+    errors5xx: {errors}
+    latencyP99Ms: {latency}
+    throttles: {throttles}
+    periodSeconds: 60
+    evaluationPeriods: 3
+  keyops:healthCheck:
+    intervalSeconds: {interval}
+    failureThreshold: 3
+  keyops:bundleTtlDays: 30
+"""
+
+
+def stack_file_path(stack: str) -> str:
+    return f"{STACKS_DIR}/Pulumi.{stack}.yaml"
+
+
+def starter_stack_file(stack: str, regions: list[str]) -> str:
+    """The text of ``stacks/Pulumi.<stack>.yaml`` for a new stack.
+
+    Two regions or more make a production stack (``production: true``): the schema and the
+    CrossGuard pack then keep it multi-region. The sizes are those of the sample stacks: modest
+    for one region, production-sized for several.
+    """
+    regions = regions or [DEFAULT_REGION]
+    production = len(regions) >= 2
+    lines = [f"    - {regions[0]}"]
+    lines += [f"    - {region}" for region in regions[1:]]
+    sizes = (
+        dict(
+            rate=2000, burst=4000, memory=512, concurrency=200, retention=90, errors=10,
+            latency=500, throttles=1, interval=10,
+        )
+        if production
+        else dict(
+            rate=50, burst=100, memory=256, concurrency=10, retention=14, errors=5, latency=800,
+            throttles=10, interval=30,
+        )
+    )  # fmt: skip
+    return _STARTER.format(
+        stack=stack,
+        production="true" if production else "false",
+        production_note="  # several regions: kept multi-region by the schema and CrossGuard"
+        if production
+        else "",
+        regions="\n".join(lines),
+        primary=regions[0],
+        alarms=(
+            "  keyops:alarmEmails:\n"
+            f"    - oncall@{stack}.example.com  # placeholder: who is paged\n"
+            if production
+            else ""
+        ),
+        zone=PLACEHOLDER_ZONE,
+        **sizes,
+    )
+
+
+def raw_from_stack_file(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``config:`` mapping of a stack file as :func:`parse` takes it (prefix removed)."""
+    prefix = f"{NAMESPACE}:"
+    return {k[len(prefix) :]: v for k, v in config.items() if k.startswith(prefix)}
+
+
+def is_production(config: Mapping[str, Any]) -> bool:
+    """Whether a stack file's ``config:`` mapping declares a production stack."""
+    value = config.get(f"{NAMESPACE}:production")
+    return value is True or value == "true"

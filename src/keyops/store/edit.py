@@ -218,9 +218,18 @@ def render_plaintext(encrypted: bytes, document: dict[str, Any]) -> bytes:
 
 
 def write_verified(
-    root: Path, relpath: str, ciphertext: bytes, intended: dict[str, Any], sops: Sops
+    root: Path,
+    relpath: str,
+    ciphertext: bytes,
+    intended: dict[str, Any],
+    sops: Sops,
+    *,
+    new: bool = False,
 ) -> None:
-    """Replace ``relpath`` with ``ciphertext`` only once it decrypts to ``intended``."""
+    """Replace ``relpath`` with ``ciphertext`` only once it decrypts to ``intended``.
+
+    ``new``: the file must not exist yet; one that appears meanwhile is never replaced.
+    """
     target = root / relpath
 
     def decrypts_as_intended(temp: Path) -> None:
@@ -232,7 +241,7 @@ def write_verified(
             )
 
     mode = target.stat().st_mode & 0o777 if target.exists() else PUBLIC
-    write_atomic(target, ciphertext, mode=mode, verify=decrypts_as_intended)
+    write_atomic(target, ciphertext, mode=mode, verify=decrypts_as_intended, overwrite=not new)
 
 
 def save(
@@ -243,13 +252,15 @@ def save(
     sops: Sops,
     *,
     by: str = "keyops",
+    new: bool = False,
 ) -> None:
     """Encrypt ``document`` laid out like ``before_raw`` and replace the file, verified.
 
     ``by`` (the command, e.g. ``keyops rotate``) is recorded with the hash of what was written,
     so that the next keyops edit accepts exactly this uncommitted content (:func:`ensure_clean`).
+    ``new``: create the file (``before_raw`` is empty); it must not exist yet.
     """
     plaintext = render_plaintext(before_raw, document)
     ciphertext = sops.encrypt(plaintext, relpath)
-    write_verified(root, relpath, ciphertext, document, sops)
+    write_verified(root, relpath, ciphertext, document, sops, new=new)
     record_write(root, relpath, ciphertext, by)

@@ -92,3 +92,8 @@ def show(root: Path, revision: str, relpath: str) -> bytes | None:
     """The blob at ``revision:relpath``, or None when it does not exist there."""
     proc = _invoke(root, ("show", f"{revision}:{relpath}"), None)
     return proc.stdout if proc.returncode == 0 else None
+
+
+def config_value(root: Path, key: str) -> str | None:
+    """``git config --get KEY`` in ``root``, or None when it is not set."""
+    return try_text(root, "config", "--get", key) or None

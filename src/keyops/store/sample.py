@@ -7,13 +7,20 @@ operating system's CSPRNG; none is a real Pusher credential.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import json
 import secrets
 from typing import Any
 
 import yaml
+
+# The shapes of new documents have one home; the sample data reuses them.
+from keyops.store.scaffold import (  # noqa: F401  (re-exported for the tests and scripts)
+    app_auth_secret,
+    client_document,
+    master_key,
+    signing_jwk,
+    stack_document,
+)
 
 CREDENTIAL_SCHEMA_HINT = (
     "# yaml-language-server: $schema=../../src/keyops/schemas/credential-file.schema.json\n"
@@ -26,22 +33,6 @@ STACK_SCHEMA_HINT = (
 def pusher_hex() -> str:
     """A key or secret in Pusher's format: 20 lowercase hex characters."""
     return secrets.token_hex(10)
-
-
-def app_auth_secret() -> str:
-    """32 random bytes, base64url without padding (the HMAC key of app tokens)."""
-    return base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
-
-
-def master_key() -> str:
-    return base64.b64encode(secrets.token_bytes(32)).decode()
-
-
-def signing_jwk(kid: str) -> str:
-    from joserfc.jwk import ECKey
-
-    key = ECKey.generate_key("P-256", parameters={"kid": kid}, private=True)
-    return json.dumps(key.as_dict(private=True), separators=(",", ":"), sort_keys=True)
 
 
 def dump_yaml(document: dict[str, Any], header: str = "") -> bytes:
@@ -84,60 +75,6 @@ def credential(
         item["incident"] = incident
     item.update(extra)
     return item
-
-
-def client_document(
-    client: str,
-    platform: str,
-    delivery: str,
-    credentials: list[dict[str, Any]],
-    *,
-    app_id: str = "1874221",
-    cluster: str = "eu",
-    app_auth_kid: str | None = None,
-    created: dt.date | None = None,
-    allowed_origins: list[str] | None = None,
-) -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "client": client,
-        "platform": platform,
-        "delivery": delivery,
-        "pusher": {"app_id": app_id, "cluster": cluster},
-        "credentials": credentials,
-    }
-    if delivery == "served":
-        entry: dict[str, Any] = {
-            "kid": app_auth_kid or f"{client}-build-a",
-            "state": "active",
-            "secret": app_auth_secret(),
-        }
-        if created is not None:
-            entry["created"] = created.isoformat()
-        doc["app_auth"] = [entry]
-    if allowed_origins:
-        doc["allowed_origins"] = allowed_origins
-    return doc
-
-
-def stack_document(
-    stack: str, created: dt.date, endpoints: list[str] | None = None, kid: str | None = None
-) -> dict[str, Any]:
-    kid = kid or f"{stack}-sign-{created:%Y-%m}"
-    doc: dict[str, Any] = {"stack": stack}
-    if endpoints:
-        doc["endpoints"] = endpoints
-    doc["signing_keys"] = [
-        {
-            "kid": kid,
-            "state": "active",
-            "created": created.isoformat(),
-            "private_jwk": signing_jwk(kid),
-        }
-    ]
-    doc["encryption_master_key"] = master_key()
-    # The salt of install hashes in adoption metrics (sops encrypts it: its name is `secret`).
-    doc["adoption"] = {"secret": app_auth_secret()}
-    return doc
 
 
 def dev_stack(today: dt.date) -> dict[str, dict[str, Any]]:

@@ -265,6 +265,14 @@ class Sops:
                 f"{label}: no creation rule in .sops.yaml matches this path",
                 "Add a creation rule for the stack to .sops.yaml (see README: Adding a stack).",
             )
+        if "AWS KMS" in text:
+            arn = re.search(r'(arn:aws[^"\s]*:kms:[^"\s]+)', text)
+            return SopsError(
+                f"{label}: sops could not use the AWS KMS key "
+                f"{arn.group(1) if arn else 'of its creation rule'}",
+                "Set AWS credentials (AWS_PROFILE, or a role) allowed kms:Encrypt and kms:Decrypt "
+                "on that key, and check its ARN in .sops.yaml.",
+            )
         if "control characters are not allowed" in text or "unmarshal" in text.lower():
             return SopsFileError(
                 "invalid", f"{label}: sops cannot parse the file as YAML", "Fix the YAML syntax."
@@ -434,6 +442,14 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     proc.communicate()
 
 
+def default_age_key_file(env: Mapping[str, str]) -> Path | None:
+    """The key file sops reads besides ``SOPS_AGE_KEY_FILE`` (``$XDG_CONFIG_HOME/sops/age``)."""
+    config_home = env.get("XDG_CONFIG_HOME") or (
+        str(Path(env["HOME"]) / ".config") if env.get("HOME") else ""
+    )
+    return Path(config_home) / "sops" / "age" / "keys.txt" if config_home else None
+
+
 def describe_key_sources(env: Mapping[str, str]) -> str:
     """The key sources set here and whether their files exist, without ever showing a key."""
     found: list[str] = []
@@ -448,11 +464,9 @@ def describe_key_sources(env: Mapping[str, str]) -> str:
                 found.append(f"{name}={env[name]}")
             else:
                 missing.append(f"{name}={env[name]} (file not found)")
-    config_home = env.get("XDG_CONFIG_HOME") or (
-        str(Path(env["HOME"]) / ".config") if env.get("HOME") else ""
-    )
-    if config_home and (Path(config_home) / "sops" / "age" / "keys.txt").is_file():
-        found.append(str(Path(config_home) / "sops" / "age" / "keys.txt"))
+    default = default_age_key_file(env)
+    if default is not None and default.is_file():
+        found.append(str(default))
     if any(env.get(name) for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_ROLE_ARN")):
         found.append("AWS credentials")
     if found:

@@ -8,6 +8,7 @@ then silently change who can decrypt.
 
 from __future__ import annotations
 
+import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,3 +148,76 @@ def parse(text: str, path: Path) -> SopsConfig:
             )
         )
     return SopsConfig(path=path, rules=tuple(rules))
+
+
+# -- adding a stack's rule (keyops stack add) ----------------------------------------------------
+
+
+def stack_path_regex(stack: str) -> str:
+    """The ``path_regex`` of a stack's creation rule: its files, and nothing below them."""
+    return rf"^credentials/{re.escape(stack)}/[^/]+\.yaml$"
+
+
+def with_stack_rule(
+    text: str, stack: str, age: list[str], kms: list[str], path: Path
+) -> tuple[str, str]:
+    """``.sops.yaml`` text with a creation rule for ``stack``, and what was done (for the user).
+
+    The rule is appended, keeping every comment and the order of the others; a rule that already
+    names exactly this stack's path (a placeholder written before the stack existed) gets the
+    new recipients instead. Any other rule that matches the stack's files is refused: sops would
+    apply whichever comes first, so who can decrypt would depend on the order of the file.
+    """
+    from ruamel.yaml import YAML
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+    from ruamel.yaml.error import YAMLError
+
+    config = parse(text, path)
+    probes = (f"credentials/{stack}/_stack.yaml", f"credentials/{stack}/client.yaml")
+    matching = [r for r in config.rules if any(r.matches(p) for p in probes)]
+    regex = stack_path_regex(stack)
+    foreign = [r for r in matching if r.path_regex != regex]
+    if foreign:
+        raise RepositoryError(
+            f".sops.yaml {foreign[0].describe()} already matches the files of stack {stack!r}",
+            "sops applies the first rule that matches; narrow or remove that rule so each stack "
+            "has exactly one, then run keyops stack add again.",
+        )
+    yaml = YAML(typ="rt")
+    yaml.width = 4096
+    yaml.preserve_quotes = True
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    try:
+        tree = yaml.load(text)
+    except YAMLError as exc:  # parse() above already read it; a ruamel-only quirk
+        raise RepositoryError(f".sops.yaml cannot be edited: {exc}", "Fix its syntax.") from None
+    rules: CommentedSeq = tree["creation_rules"]
+    rule: CommentedMap
+    if matching:
+        rule = rules[matching[0].index]
+        done = f"replaced the recipients of the existing {matching[0].describe()}"
+    else:
+        rule = CommentedMap()
+        rule["path_regex"] = regex
+        rules.fa.set_block_style()
+        rules.append(rule)
+        rules.yaml_set_comment_before_after_key(
+            len(rules) - 1, before=f"{stack}: added by keyops stack add", indent=2
+        )
+        done = f"added creation rule #{len(rules)} for credentials/{stack}/"
+    rule["encrypted_regex"] = ENCRYPTED_REGEX
+    for field, values in (("kms", kms), ("age", age)):
+        if values:
+            rule[field] = ",".join(values)
+        elif field in rule:
+            del rule[field]
+    out = io.StringIO()
+    yaml.dump(tree, out)
+    new_text = out.getvalue()
+    rule_now = parse(new_text, path).rules_for(probes[0])
+    expected = frozenset({*(f"age:{a}" for a in age), *(f"kms:{k}" for k in kms)})
+    if len(rule_now) != 1 or rule_now[0].recipients != expected:
+        raise RepositoryError(  # pragma: no cover - a ruamel regression, not user input
+            ".sops.yaml could not be edited to the intended rule", "Report this as a bug."
+        )
+    return new_text, done

@@ -9,10 +9,8 @@ active until ``retire``, because builds in users' hands still sign with them.
 from __future__ import annotations
 
 import argparse
-import base64
 import os
 import re
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ from keyops.cli.proposal import Proposal, Target
 from keyops.core import lifecycle
 from keyops.core.atomic import PRIVATE, write_atomic
 from keyops.core.errors import InputError, UsageError
+from keyops.store.scaffold import app_auth_secret
 
 SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{43,}$")
 
@@ -75,11 +74,7 @@ def app_auth(args: argparse.Namespace) -> int:
             f"{args.secret_out} already exists", "Name a new file; keyops never overwrites it."
         )
     generated = args.secret_from_file is None
-    secret = (
-        base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
-        if generated
-        else _read_secret(args.secret_from_file)
-    )
+    secret = app_auth_secret() if generated else _read_secret(args.secret_from_file)
 
     def build(target: Target) -> Proposal:
         taken = {

@@ -3,7 +3,7 @@
 The base is read from git objects at ``--base REF`` (no checkout), the head is the working tree.
 Each side is decrypted once, in parallel, and a file identical on both sides only once in all.
 A stack no key here decrypts is skipped and named (exit 2 if it was named with ``--stack``, or
-if no stack at all can be decrypted).
+if no stack at all can be decrypted, or with ``--all-stacks``, which CI passes).
 Credentials are paired by id across the two states and every policy rule runs over
 (base, head, context). Without ``--base`` only the rules that need no history run.
 """
@@ -50,6 +50,12 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--stack", action="append", metavar="S", help="only this stack (repeatable)"
     )
+    parser.add_argument(
+        "--all-stacks",
+        action="store_true",
+        help="every stack must be decrypted here: one no key here can decrypt is an error "
+        "(exit 2) instead of being skipped, as CI needs",
+    )
     parser.add_argument("--format", choices=FORMATS, default="text")
 
 
@@ -76,7 +82,7 @@ def check(args: argparse.Namespace) -> int:
             base_source,
             stacks=args.stack,
             progress=progress if progress.enabled else None,
-            skip_stacks_without_key=True,
+            skip_stacks_without_key=not args.all_stacks,
         )
     finally:
         progress.close()

@@ -280,8 +280,11 @@ def endpoint_expiries(root: Path, stacks: list[str] | None, timeout: float) -> l
 
 
 def dispatch_input(stacks: Sequence[str]) -> str:
-    """The ``stack`` input of deploy.yml: one stack, or ``all`` (dev, then prod)."""
-    return stacks[0] if len(stacks) == 1 else "all"
+    """The ``stack`` input of deploy.yml: the stacks to redeploy, separated by commas.
+
+    deploy.yml hands it to ``keyops stack list --only``, which puts them in deploy order.
+    """
+    return ",".join(stacks)
 
 
 def _describe(e: Expiry) -> str:

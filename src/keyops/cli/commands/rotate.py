@@ -7,26 +7,20 @@ The key and secret are read from stdin (two lines; typed without echo on a termi
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from keyops.cli import secret_input
 from keyops.cli.change import add_edit_arguments, run_change
 from keyops.cli.proposal import Proposal, Target
+from keyops.cli.secret_input import (
+    add_credential_arguments,
+    credential_id,
+    read_checked_pair,
+)
 from keyops.core import lifecycle
-from keyops.core.errors import UsageError
 
 
 def register(parser: argparse.ArgumentParser) -> None:
     add_edit_arguments(parser)
-    parser.add_argument(
-        "--id", metavar="ID", help="credential id (default: <client>-<yyyy-mm>, suffixed if taken)"
-    )
-    parser.add_argument(
-        "--from-file",
-        metavar="PATH",
-        type=Path,
-        help="read the key (line 1) and secret (line 2) from this file instead of stdin",
-    )
+    add_credential_arguments(parser)
     parser.add_argument(
         "--rollout-percent", type=int, metavar="N", help="serve to this share of installs (1-100)"
     )
@@ -56,22 +50,10 @@ def _next_step(target: Target, cred_id: str, delivery: str) -> str:
 def rotate(args: argparse.Namespace) -> int:
     def build(target: Target) -> Proposal:
         # Asked only once the file is known to be editable, so nobody types a secret in vain.
-        key, secret = secret_input.read_checked_pair(args.from_file)
+        key, secret = read_checked_pair(args.from_file, "rotate")
         stack = target.current.stacks.get(target.stack)
         taken = {c.id for _, c in stack.credentials()} if stack else set()
-        if args.id is not None:
-            if not lifecycle.ID_RE.match(args.id):
-                raise UsageError(
-                    f"--id {args.id!r} is not a valid credential id",
-                    "Use 3-63 characters of lowercase letters, digits and '-'.",
-                )
-            if args.id in taken:
-                raise UsageError(
-                    f"credential id {args.id!r} is already used in stack {target.stack}",
-                    "Ids are unique within a stack and never reused; pick another --id or omit "
-                    "it for the default.",
-                )
-        cred_id = args.id or lifecycle.default_id(target.client, target.today, taken)
+        cred_id = credential_id(args.id, target.client, target.stack, target.today, taken)
         document = lifecycle.rotate(
             target.document,
             cred_id=cred_id,

@@ -34,6 +34,12 @@ def register(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="run only the checks that need no decryption key",
     )
+    parser.add_argument(
+        "--all-stacks",
+        action="store_true",
+        help="every stack must be decrypted here: one no key here can decrypt is an error "
+        "(exit 2) instead of being skipped, as CI needs",
+    )
     parser.add_argument("--format", choices=FORMATS, default="text")
 
 
@@ -68,7 +74,7 @@ def validate(args: argparse.Namespace) -> int:
             decrypt=not args.no_decrypt,
             sops=None if args.no_decrypt else Sops(root, timeout=timeout_from_env()),
             progress=progress,
-            skip_stacks_without_key=True,
+            skip_stacks_without_key=not args.all_stacks,
         )
     finally:
         progress.close()
