@@ -22,7 +22,7 @@ def test_help_lists_options_and_exit_codes(keyrepo: KeyRepo) -> None:
     proc = run(keyrepo, "validate", "--help")
     assert (proc.returncode, proc.stderr) == (0, "")
     assert proc.stdout.startswith(
-        "usage: keyops validate [-h] [--stack S] [--no-decrypt] [--all-stacks]\n"
+        "usage: keyops validate [-h] [--stack S] [--all-stacks] [--no-decrypt]\n"
         "                       [--format {text,json,sarif,github,markdown}]"
     )
     for option in (

@@ -1,7 +1,8 @@
 """Options several commands share, defined once so they mean the same everywhere.
 
 - ``--now`` (and ``--allow-future`` for commands that record a date in a file or a bundle);
-- ``--endpoint URL`` (repeatable), checked to be an http(s) base URL at parse time.
+- ``--endpoint URL`` (repeatable), checked to be an http(s) base URL at parse time;
+- ``--stack S`` (repeatable) and ``--all-stacks`` for the commands that decrypt what they can.
 
 Stack and client names are checked for every command in ``keyops.cli.main`` (see
 ``keyops.store.names``).
@@ -26,6 +27,19 @@ def add_now(parser: argparse.ArgumentParser, *, records: bool) -> None:
     parser.add_argument("--now", metavar="WHEN", help=NOW_HELP)
     if records:
         parser.add_argument("--allow-future", action="store_true", help=ALLOW_FUTURE_HELP)
+
+
+def add_stack_selection(parser: argparse.ArgumentParser) -> None:
+    """``--stack`` (repeatable) and ``--all-stacks`` of ``validate`` and ``check``."""
+    parser.add_argument(
+        "--stack", action="append", metavar="S", help="only this stack (repeatable)"
+    )
+    parser.add_argument(
+        "--all-stacks",
+        action="store_true",
+        help="every stack must be decrypted here: one no key here can decrypt is an error "
+        "(exit 2) instead of being skipped, as CI needs",
+    )
 
 
 def recorded_now(args: argparse.Namespace) -> dt.datetime:

@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from keyops.cli import reporters
+from keyops.cli import options, reporters
 from keyops.cli.progress import Progress
 from keyops.cli.reporters import FORMATS, Report
 from keyops.cli.reporters.text import use_colour
@@ -47,15 +47,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         "{credential_id: percent of installs still using it} (docs/adoption.md)",
     )
     parser.add_argument("--head-sha", metavar="SHA", help="the head commit reviews must approve")
-    parser.add_argument(
-        "--stack", action="append", metavar="S", help="only this stack (repeatable)"
-    )
-    parser.add_argument(
-        "--all-stacks",
-        action="store_true",
-        help="every stack must be decrypted here: one no key here can decrypt is an error "
-        "(exit 2) instead of being skipped, as CI needs",
-    )
+    options.add_stack_selection(parser)
     parser.add_argument("--format", choices=FORMATS, default="text")
 
 

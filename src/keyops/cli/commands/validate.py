@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from keyops.cli import reporters
+from keyops.cli import options, reporters
 from keyops.cli.progress import Progress
 from keyops.cli.reporters import FORMATS, Report
 from keyops.cli.reporters.text import use_colour
@@ -26,19 +26,11 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "paths", nargs="*", metavar="PATH", help="files or directories (default: all)"
     )
-    parser.add_argument(
-        "--stack", action="append", metavar="S", help="only this stack (repeatable)"
-    )
+    options.add_stack_selection(parser)
     parser.add_argument(
         "--no-decrypt",
         action="store_true",
         help="run only the checks that need no decryption key",
-    )
-    parser.add_argument(
-        "--all-stacks",
-        action="store_true",
-        help="every stack must be decrypted here: one no key here can decrypt is an error "
-        "(exit 2) instead of being skipped, as CI needs",
     )
     parser.add_argument("--format", choices=FORMATS, default="text")
 
