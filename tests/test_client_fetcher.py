@@ -29,6 +29,7 @@ from support.client import (
     B,
     Clock,
     FakeEndpoint,
+    Resend,
     down,
     encrypt_to,
     fetcher,
@@ -205,6 +206,79 @@ def test_a_stale_token_is_retried_once_with_the_servers_clock() -> None:
     result = fetcher(endpoint, clock, endpoints=[A]).refresh()
     assert result.source == A
     assert [s.claims["iat"] for s in endpoint.seen] == [int(NOW - 3 * 3600), int(NOW)]
+
+
+def test_a_replayed_token_is_retried_once_with_a_new_token() -> None:
+    endpoint = FakeEndpoint({A: serve_signed(sign(payload())), B: down()})
+    clock = Clock()
+    resend = Resend(endpoint, at=1)  # the second request goes out with the first's token
+    client = fetcher(endpoint, clock, transport=resend)
+    client.refresh()
+    result = client.refresh()
+    assert (result.source, result.key) == (A, KEY_A)
+    # The refusal and the resend with a new token are one attempt, at the same endpoint.
+    assert [(a.url, a.outcome) for a in result.attempts] == [(A, "ok")]
+    assert [a.status for a in resend.answers] == [200, 401, 200]
+    assert json.loads(resend.answers[1].body)["code"] == "replayed-token"
+    assert endpoint.urls() == [A, A, A]
+    assert resend.sent[1] == resend.sent[0]
+    first, fresh = resend.claims(0), resend.claims(2)
+    assert fresh["jti"] != first["jti"]
+    assert fresh["epk"] != first["epk"]
+    assert fresh["iat"] == first["iat"]  # a replay teaches nothing about the clock
+    assert clock.sleeps == []
+
+
+def test_a_second_replayed_token_fails_the_endpoint_for_good() -> None:
+    endpoint = FakeEndpoint(
+        {A: lambda r, c: problem(401, "replayed-token", "The token was already used"), B: down()}
+    )
+    with pytest.raises(NothingUsable) as info:
+        fetcher(endpoint, rounds=3).refresh()
+    # Once resent with a new token, then given up on: no later round asks A again.
+    assert endpoint.urls() == [A, A, B, B, B]
+    assert len({s.claims["jti"] for s in endpoint.seen}) == 5
+    failed = info.value.attempts[0]
+    assert (failed.url, failed.outcome, failed.retryable) == (A, "http-401:replayed-token", False)
+    assert failed.detail == "HTTP 401 replayed-token: The token was already used"
+
+
+def test_a_second_replayed_token_leaves_the_next_endpoint_to_serve() -> None:
+    endpoint = FakeEndpoint(
+        {A: lambda r, c: problem(401, "replayed-token"), B: serve_signed(sign(payload()))}
+    )
+    result = fetcher(endpoint).refresh()
+    assert result.source == B
+    assert [(a.url, a.outcome) for a in result.attempts] == [
+        (A, "http-401:replayed-token"),
+        (B, "ok"),
+    ]
+
+
+def test_a_full_replay_cache_sends_the_client_to_the_next_endpoint_at_once() -> None:
+    full = problem(503, "replay-cache-full", "Too many tokens in flight", {"Retry-After": "290"})
+    endpoint = FakeEndpoint({A: lambda r, c: full, B: serve_signed(sign(payload()))})
+    clock = Clock()
+    result = fetcher(endpoint, clock).refresh()
+    assert result.source == B
+    assert endpoint.urls() == [A, B]  # not resent to A: a new token does not free room there
+    assert clock.sleeps == []
+    failed = result.attempts[0]
+    assert (failed.outcome, failed.retryable) == ("http-503:replay-cache-full", True)
+    assert failed.detail == "HTTP 503 replay-cache-full: Too many tokens in flight"
+
+
+def test_a_full_replay_cache_is_asked_again_next_round_after_the_backoff() -> None:
+    full = problem(503, "replay-cache-full", "Too many tokens in flight", {"Retry-After": "290"})
+    endpoint = FakeEndpoint({A: lambda r, c: full, B: down()})
+    clock = Clock()
+    with pytest.raises(NothingUsable) as info:
+        fetcher(endpoint, clock, rounds=3).refresh()
+    assert endpoint.urls() == [A, B] * 3
+    # The round backoff decides when, not Retry-After: 290 s is no wait for an app start-up.
+    assert clock.sleeps == [0.125, 0.25]
+    outcomes = [a.outcome for a in info.value.attempts]
+    assert outcomes == ["http-503:replay-cache-full", "unreachable"] * 3
 
 
 def test_non_jose_success_is_rejected() -> None:

@@ -13,7 +13,9 @@ import pytest
 from keyops.client import config as client_config
 from keyops.client.fetcher import Fetcher, Policy, Result
 from keyops.client.token import Identity
+from keyops.client.transport import http_transport
 from support import fetch as support
+from support.client import Resend
 from support.fetch import Served, write_config
 from support.net import closed_url
 
@@ -95,6 +97,30 @@ def test_a_device_clock_an_hour_slow_is_corrected_from_the_servers_date(
     assert (result.source, result.key) == (two_servers.urls[0], ios_key(two_servers))
     assert [a.outcome for a in result.attempts] == ["ok"]  # the stale-token retry is internal
     assert fetcher.refresh().attempts[0].outcome == "ok"  # the learned skew is kept
+
+
+def test_a_token_resent_on_the_way_is_refused_and_a_new_one_is_served(
+    two_servers: Served, tmp_path: Path
+) -> None:
+    document = write_config(two_servers.repo, tmp_path / "ios.json")
+    resend = Resend(http_transport, at=1)  # the second request carries the first's token
+    fetcher = Fetcher(
+        client_config.parse(document),
+        Identity("5.2.0", "replayed-install"),
+        transport=resend,
+        policy=Policy(attempt_timeout=SLOW_MACHINE_TIMEOUT, max_rounds=1),
+    )
+    assert fetcher.refresh().source == two_servers.urls[0]
+    result = fetcher.refresh()
+    assert (result.source, result.key) == (two_servers.urls[0], ios_key(two_servers))
+    assert [a.outcome for a in result.attempts] == ["ok"]  # the replayed-token retry is internal
+    # The server refused the token it had already accepted, and served the new one.
+    assert [a.status for a in resend.answers] == [200, 401, 200]
+    refusal = json.loads(resend.answers[1].body)
+    assert (refusal["code"], refusal["title"]) == ("replayed-token", "The token was already used")
+    assert resend.sent[1] == resend.sent[0]
+    assert resend.claims(2)["jti"] != resend.claims(0)["jti"]
+    assert resend.claims(2)["epk"] != resend.claims(0)["epk"]
 
 
 @pytest.mark.slow

@@ -6,6 +6,9 @@ the protocol says (HS256 with the app_auth key, claims, epk) and answers with a 
 by a test ES256 key and encrypted to the request's ``epk`` with joserfc, so the client under test
 does real decryption and real signature checks.
 
+``Resend`` stands in front of any transport (the fake, or the real one to a real server) and
+sends an earlier request's token again, as a proxy that retries or an eavesdropper would.
+
 ``loopback`` puts the same handlers behind real HTTP servers on 127.0.0.1, for tests of the real
 transport and of ``keyops fetch``; ``slow_headers`` is a server that trickles its answer's
 headers one byte at a time; the builders at the end make answers no honest server sends.
@@ -43,7 +46,7 @@ from keyops.client.cache import Cache
 from keyops.client.config import ClientConfig
 from keyops.client.fetcher import Fetcher, Policy
 from keyops.client.token import Identity
-from keyops.client.transport import Request, Response
+from keyops.client.transport import Request, Response, Transport
 from keyops.core.errors import TransportError
 from support.net import http_server
 
@@ -157,12 +160,16 @@ def down(message: str = "connection refused") -> Handler:
 
 @dataclass
 class FakeEndpoint:
-    """Route by base URL to a handler; verify every token first, as a protocol v1 server does."""
+    """Route by base URL to a handler; verify every token first, as a protocol v1 server does:
+    its signature, its ``iat`` (401 ``stale-token``), then its ``jti``, which each base URL
+    accepts once (401 ``replayed-token``)."""
 
     routes: dict[str, Handler]
     seen: list[Seen] = field(default_factory=list)
     #: The server's clock; the tests' ``fetcher`` helper shares the client's unless set.
     clock: Callable[[], float] | None = None
+    #: ``(base URL, jti)`` of every token accepted so far: each server remembers its own.
+    accepted: set[tuple[str, str]] = field(default_factory=set)
 
     def __call__(self, request: Request) -> Response:
         # "/" too: http://127.0.0.1:4000 must not route http://127.0.0.1:40001's requests.
@@ -177,10 +184,43 @@ class FakeEndpoint:
         if abs(decoded.claims["iat"] - server_now) > 300:
             date = email.utils.formatdate(server_now, usegmt=True)
             return problem(401, "stale-token", "token iat outside the window", {"Date": date})
+        if (base, decoded.claims["jti"]) in self.accepted:
+            return problem(401, "replayed-token", "The token was already used")
+        self.accepted.add((base, decoded.claims["jti"]))
         return self.routes[base](request, dict(decoded.claims))
 
     def urls(self) -> list[str]:
         return [s.url for s in self.seen]
+
+
+@dataclass
+class Resend:
+    """A transport in front of ``inner`` that puts the first request's token (its whole
+    ``Authorization`` header) in the request numbered ``at`` (0 is the first), as a proxy that
+    retries or someone who captured the request would: the server sees that token twice.
+
+    ``sent`` holds the ``Authorization`` each request carried on the wire, and ``answers``
+    what came back, in order."""
+
+    inner: Transport
+    at: int = 1
+    sent: list[str] = field(default_factory=list)
+    answers: list[Response] = field(default_factory=list)
+
+    def __call__(self, request: Request) -> Response:
+        headers = dict(request.headers)
+        if len(self.sent) == self.at:
+            headers["Authorization"] = self.sent[0]
+        self.sent.append(headers["Authorization"])
+        answer = self.inner(Request(request.method, request.url, headers, request.timeout))
+        self.answers.append(answer)
+        return answer
+
+    def claims(self, n: int) -> dict[str, Any]:
+        """The claims of the token request ``n`` carried (read, not verified)."""
+        body = self.sent[n].removeprefix("Bearer ").split(".")[1]
+        data: dict[str, Any] = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+        return data
 
 
 IDENTITY = Identity("5.2.0", "install-0001")
@@ -194,16 +234,18 @@ def fetcher(
     rounds: int = 3,
     random: float = 0.5,
     identity: Identity = IDENTITY,
+    transport: Transport | None = None,
     **config: Any,
 ) -> Fetcher:
-    """A client of ``endpoint`` on an injected clock; ``config`` goes to :func:`make_config`."""
+    """A client of ``endpoint`` (through ``transport`` when given, a wrapper of it) on an
+    injected clock; ``config`` goes to :func:`make_config`."""
     clock = clock or Clock()
     endpoint.clock = endpoint.clock or clock
     return Fetcher(
         make_config(**config),
         identity,
         cache=cache,
-        transport=endpoint,
+        transport=transport or endpoint,
         policy=Policy(attempt_timeout=2.5, max_rounds=rounds, round_backoff=Backoff(0.25, 4.0)),
         clock=clock,
         sleep=clock.sleep,

@@ -804,18 +804,28 @@ def problem(status: int, code: str, title: str) -> dict[str, Any]:
     }
 
 
-def run_answer(cfg: client_config.ClientConfig, spec: dict[str, Any] | None) -> dict[str, Any]:
-    """Every endpoint answers ``spec`` (None: no answer); what the reference client does."""
+def run_answer(
+    cfg: client_config.ClientConfig,
+    spec: dict[str, Any] | None,
+    first: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Every endpoint answers ``spec`` (None: no answer), but the very first request gets
+    ``first`` when one is given; what the reference client does."""
     sent: list[dict[str, Any]] = []
     sleeps: list[float] = []
+    seen: set[str] = set()
 
     def transport(request: Request) -> Response:
         token = request.headers["Authorization"].removeprefix("Bearer ")
         claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
-        sent.append({"url": request.url, "iat": claims["iat"]})
-        if spec is None:
+        # A resend must carry a new token: neither its jti nor its epk was sent before.
+        marks = {"jti:" + claims["jti"], "epk:" + claims["epk"]["x"] + "." + claims["epk"]["y"]}
+        sent.append({"url": request.url, "iat": claims["iat"], "new_token": not marks & seen})
+        seen.update(marks)
+        answer = first if first is not None and len(sent) == 1 else spec
+        if answer is None:
             raise TransportError("connection refused")
-        return Response(spec["status"], dict(spec["headers"]), spec["body"].encode())
+        return Response(answer["status"], dict(answer["headers"]), answer["body"].encode())
 
     fetcher = Fetcher(
         cfg,
@@ -849,6 +859,9 @@ def answer_vectors() -> dict[str, Any]:
     undated = problem(401, "stale-token", "The token's iat is outside the accepted window")
     bad_date = copy.deepcopy(dated)
     bad_date["headers"]["Date"] = "yesterday"
+    replayed = problem(401, "replayed-token", "The token was already used")
+    full = problem(503, "replay-cache-full", "Too many tokens in flight; try again later")
+    full["headers"]["Retry-After"] = "290"
     noisy = problem(400, "bad\x07request", "Malformed\x1b[31m request\u2028!")
     long_code = problem(400, "c" * 60, "t" * 200)
     cases: list[tuple[str, dict[str, Any] | None]] = [
@@ -857,6 +870,8 @@ def answer_vectors() -> dict[str, Any]:
         ("401 stale-token with a Date header", dated),
         ("401 stale-token without a Date header", undated),
         ("401 stale-token with an unreadable Date header", bad_date),
+        ("401 replayed-token", replayed),
+        ("503 replay-cache-full with Retry-After", full),
         ("404 not-found", problem(404, "not-found", "No such resource")),
         ("405 method-not-allowed", problem(405, "method-not-allowed", "Method not allowed")),
         (
@@ -931,6 +946,20 @@ def answer_vectors() -> dict[str, Any]:
     }
     for name, spec in cases:
         out["cases"].append({"name": name, "response": spec, "expect": run_answer(cfg, spec)})
+    # The first request gets one answer, every later one another: what each resend is for.
+    sequences = [
+        ("401 replayed-token, then 503 replay-cache-full", replayed, full),
+        (
+            "401 replayed-token, then 401 invalid-token",
+            replayed,
+            problem(401, "invalid-token", "The token is not valid"),
+        ),
+        ("401 stale-token with a Date header, then 401 replayed-token", dated, replayed),
+        ("401 replayed-token, then 401 stale-token with a Date header", replayed, dated),
+    ]
+    for name, first, spec in sequences:
+        expect = run_answer(cfg, spec, first)
+        out["cases"].append({"name": name, "first": first, "response": spec, "expect": expect})
     return out
 
 

@@ -7,7 +7,9 @@
  *            first), each endpoint in order, one attempt each (one deadline per attempt):
  *              200 + JWE opens + JWS verifies + payload checks  -> store in the cache, use it
  *              no answer / 408 / 425 / 429 / 5xx                -> next endpoint; retry next round
+ *                (503 replay-cache-full too: Retry-After is not waited for)
  *              401 stale-token with a Date header              -> learn the clock skew, resend once
+ *              401 replayed-token                              -> resend once with a new token
  *              other 4xx / non-JOSE 200 / verification failure -> next endpoint; not retried
  *            every endpoint failed: unexpired cached payload -> bundled key -> NothingUsable
  *     onPusherError(code): 4001/4003/4009 refetch once per credential; 4004/41xx back off.
@@ -36,6 +38,9 @@ const RETRYABLE = [408, 425, 429];
 const REFETCH_CODES = [4001, 4003, 4009];
 const QUOTA_BACKOFF: Backoff = { base: 30, cap: 900 };
 const RECONNECT_BACKOFF: Backoff = { base: 1, cap: 60 };
+/** Answers that a new token may cure: the same endpoint is asked once more, within the attempt. */
+const STALE = "http-401:stale-token";
+const REPLAYED = "http-401:replayed-token";
 
 /** An endpoint base URL, "cache" or "bundled". */
 export type Source = string;
@@ -331,14 +336,28 @@ export class Fetcher {
     return null;
   }
 
+  /**
+   * One attempt at `url`. Each answer a new token may cure is resent once, to the same endpoint
+   * (every send mints a new token); the last answer is the attempt.
+   */
   private async attempt(url: string): Promise<Outcome> {
-    let outcome = await this.send(url);
-    if (outcome.attempt.outcome === "http-401:stale-token" && outcome.response) {
-      // The device clock is off. The server's Date says by how much; only the token's iat
-      // uses it (exp is still checked on the local clock, so a forged Date gains nothing).
-      if (this.learnSkew(outcome.response)) outcome = await this.send(url);
+    const resent = new Set<string>();
+    for (;;) {
+      const outcome = await this.send(url);
+      const code = outcome.attempt.outcome;
+      if (resent.has(code) || !this.curable(code, outcome.response)) return outcome;
+      resent.add(code);
     }
-    return outcome;
+  }
+
+  private curable(code: string, response: Response | null): boolean {
+    if (!response) return false;
+    // The server accepted this very token before: something on the way resent the request.
+    // A new token (new jti and epk) is one it has not seen.
+    if (code === REPLAYED) return true;
+    // The device clock is off. The server's Date says by how much; only the token's iat uses
+    // it (exp is still checked on the local clock, so a forged Date gains nothing).
+    return code === STALE && this.learnSkew(response);
   }
 
   private learnSkew(response: Response): boolean {

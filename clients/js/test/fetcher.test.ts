@@ -7,7 +7,7 @@ import { memoryStore } from "../src/cache.js";
 import { NothingUsable } from "../src/errors.js";
 import { Fetcher } from "../src/fetcher.js";
 import type { FetcherOptions } from "../src/fetcher.js";
-import { DAY, fakeTime, fakeTransport, joseAnswer, NOW, problem, Stack, URL_A, URL_B } from "./helpers.js";
+import { DAY, fakeTime, fakeTransport, joseAnswer, NOW, problem, resend, Stack, URL_A, URL_B } from "./helpers.js";
 import type { Handler } from "./helpers.js";
 
 const IDENTITY = { appVersion: "5.2.0", installId: "install-0001" };
@@ -181,6 +181,79 @@ describe("clock skew", () => {
     const error = await fetcher.refresh().catch((e: unknown) => e);
     assert.ok(error instanceof NothingUsable);
     assert.deepEqual(error.attempts.map((a) => a.outcome), ["verify:expired", "verify:expired"]);
+  });
+});
+
+describe("replayed tokens and a full replay cache", () => {
+  test("replayed-token: the same endpoint is asked once more, with a new jti and epk", async () => {
+    const stack = await Stack.create();
+    const signed = await stack.sign();
+    const accepted = new Set<string>(); // as the server does: each jti once
+    const server = fakeTransport((req, claims) => {
+      if (accepted.has(claims.jti)) return problem(401, "replayed-token");
+      accepted.add(claims.jti);
+      return joseAnswer(req, signed);
+    });
+    // Something on the way sends the first request's token again in place of the second's.
+    const { fetcher, time } = await setup(() => "down", { transport: resend(server, 1) }, stack);
+    await fetcher.refresh();
+    const result = await fetcher.refresh();
+    assert.deepEqual(result.attempts.map((a) => [a.url, a.outcome]), [[URL_A, "ok"]]);
+    assert.equal(result.source, URL_A);
+    const [original, resent, fresh] = server.requests;
+    assert.deepEqual([resent!.url, fresh!.url], [URL_A, URL_A]);
+    assert.deepEqual(resent!.claims, original!.claims);
+    assert.notEqual(fresh!.claims.jti, original!.claims.jti);
+    assert.notDeepEqual(fresh!.claims.epk, original!.claims.epk);
+    assert.equal(fresh!.claims.iat, original!.claims.iat); // a replay teaches nothing about the clock
+    assert.deepEqual(time.slept, []);
+  });
+
+  test("a second replayed-token fails the endpoint for good; the next one is tried", async () => {
+    const { fetcher, transport } = await setup((req) =>
+      req.url.startsWith(URL_A) ? problem(401, "replayed-token") : "down",
+    );
+    const error = await fetcher.refresh().catch((e: unknown) => e);
+    assert.ok(error instanceof NothingUsable);
+    assert.deepEqual(transport.requests.map((r) => r.url), [URL_A, URL_A, URL_B, URL_B, URL_B]);
+    assert.equal(new Set(transport.requests.map((r) => r.claims.jti)).size, 5);
+    const failed = error.attempts[0]!;
+    assert.deepEqual(
+      [failed.outcome, failed.detail, failed.retryable],
+      ["http-401:replayed-token", "HTTP 401 replayed-token: replayed-token", false],
+    );
+  });
+
+  test("replay-cache-full: the next endpoint at once, and this one again next round", async () => {
+    const stack = await Stack.create();
+    const signed = await stack.sign();
+    let rounds = 0;
+    const { fetcher, transport, time } = await setup(
+      (req) => {
+        if (req.url.startsWith(URL_A)) {
+          rounds += 1;
+          return rounds < 3 ? problem(503, "replay-cache-full", { "retry-after": "290" }) : joseAnswer(req, signed);
+        }
+        return "down";
+      },
+      {},
+      stack,
+    );
+    const result = await fetcher.refresh();
+    assert.deepEqual(transport.requests.map((r) => r.url), [URL_A, URL_B, URL_A, URL_B, URL_A]);
+    // The round backoff decides when, not Retry-After.
+    assert.deepEqual(time.slept, [0.125, 0.25]);
+    assert.deepEqual(
+      result.attempts.map((a) => [a.outcome, a.retryable]),
+      [
+        ["http-503:replay-cache-full", true],
+        ["unreachable", true],
+        ["http-503:replay-cache-full", true],
+        ["unreachable", true],
+        ["ok", false],
+      ],
+    );
+    assert.equal(result.attempts[0]!.detail, "HTTP 503 replay-cache-full: replay-cache-full");
   });
 });
 

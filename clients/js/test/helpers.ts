@@ -145,6 +145,23 @@ export function fakeTransport(handler: Handler): Transport & { requests: { url: 
   return Object.assign(transport, { requests });
 }
 
+/**
+ * A transport in front of `inner` that sends the first request's token (its whole
+ * Authorization header) again in request number `at` (0 is the first), as a proxy that retries
+ * or someone who captured the request would: the server sees that token twice.
+ */
+export function resend(inner: Transport, at: number): Transport {
+  let count = 0;
+  let first = "";
+  return (request: Request) => {
+    const headers = { ...request.headers };
+    if (count === 0) first = headers["Authorization"]!;
+    if (count === at) headers["Authorization"] = first;
+    count += 1;
+    return inner({ ...request, headers });
+  };
+}
+
 /** A clock the test moves by hand, and a sleep that records instead of waiting. */
 export function fakeTime(start = NOW) {
   const slept: number[] = [];

@@ -151,17 +151,19 @@ describe("payload vectors", () => {
 describe("error answer vectors", () => {
   for (const c of ANSWERS.cases) {
     test(`reaction: ${c.name}`, async () => {
-      const sent: { url: string; iat: number }[] = [];
+      const sent: { url: string; iat: number; new_token: boolean }[] = [];
       const slept: number[] = [];
+      const seen = new Set<string>();
       const transport = async (request: Request): Promise<Response> => {
         assert.equal(request.headers["Accept"], "application/jose");
-        sent.push({ url: request.url, iat: claimsOf(request).iat });
-        if (c.response === null) throw new TransportError("connection refused");
-        return {
-          status: c.response.status,
-          headers: c.response.headers,
-          body: new TextEncoder().encode(c.response.body),
-        };
+        const claims = claimsOf(request);
+        // A resend must carry a new token: neither its jti nor its epk was sent before.
+        const marks = [`jti:${claims.jti}`, `epk:${claims.epk.x}.${claims.epk.y}`];
+        sent.push({ url: request.url, iat: claims.iat, new_token: !marks.some((m) => seen.has(m)) });
+        for (const m of marks) seen.add(m);
+        const spec = "first" in c && sent.length === 1 ? c.first : c.response;
+        if (spec === null) throw new TransportError("connection refused");
+        return { status: spec.status, headers: spec.headers, body: new TextEncoder().encode(spec.body) };
       };
       const fetcher = new Fetcher(
         ANSWERS.config,

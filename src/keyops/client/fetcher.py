@@ -8,9 +8,13 @@ State machine (docs/client.md draws it):
              round 0..max_rounds-1 (a backoff sleep with full jitter before each round but
              the first), each endpoint in order, one attempt each (per-attempt timeout):
                200 + JWE opens + JWS verifies + payload checks  ──> STORE cache, use it
-               no answer / 429 / 5xx                             ──> next endpoint; retry next round
+               no answer / 408 / 425 / 429 / 5xx                 ──> next endpoint; retry next round
+                 (503 replay-cache-full too: Retry-After is not waited for)
                401 stale-token                                   ──> correct clock skew from Date,
                                                                       retry this endpoint once
+               401 replayed-token                                ──> mint a new token (new jti
+                                                                      and epk), retry this
+                                                                      endpoint once
                other 4xx / verification failure                 ──> next endpoint; not retried
                an answer it cannot read at all (any exception)  ──> next endpoint; not retried
            every endpoint failed:
@@ -50,6 +54,9 @@ REFETCH_CODES = frozenset({4001, 4003, 4009})
 #: Over quota (4004) lasts until the quota resets, so waiting seconds is pointless.
 BACKOFF_CODES: dict[int, Backoff] = {4004: Backoff(30.0, 900.0), 4100: Backoff(1.0, 60.0)}
 RECONNECT_BACKOFF = Backoff(1.0, 60.0)
+#: Answers that a new token can cure: the same endpoint is asked once more, within the attempt.
+STALE = "http-401:stale-token"
+REPLAYED = "http-401:replayed-token"
 
 Source = str  # an endpoint base URL, "cache" or "bundled"
 
@@ -314,13 +321,27 @@ class Fetcher:
         return None
 
     def _attempt(self, url: str) -> tuple[Verified | None, Attempt]:
-        verified, attempt, response = self._send(url)
-        if attempt.outcome == "http-401:stale-token" and response is not None:
+        """One attempt at ``url``. Each answer a new token may cure is resent once, to the same
+        endpoint (every ``_send`` mints a new token); the last answer is the attempt."""
+        resent: set[str] = set()
+        while True:
+            verified, attempt, response = self._send(url)
+            if attempt.outcome in resent or not self._curable(attempt, response):
+                return verified, attempt
+            resent.add(attempt.outcome)
+
+    def _curable(self, attempt: Attempt, response: Response | None) -> bool:
+        if response is None:
+            return False
+        if attempt.outcome == REPLAYED:
+            # The server accepted this very token before: something on the way resent the
+            # request. A new token (new jti and epk) is one it has not seen.
+            return True
+        if attempt.outcome == STALE:
             # The device clock is off. The server's Date header tells by how much; the token's
             # iat is the only thing it is used for (exp is still checked on the local clock).
-            if self._learn_skew(response):
-                verified, attempt, _ = self._send(url)
-        return verified, attempt
+            return self._learn_skew(response)
+        return False
 
     def _learn_skew(self, response: Response) -> bool:
         date = response.header("Date")
