@@ -560,7 +560,7 @@ config:
     memoryMb: {memory}
     architecture: arm64
     # reservedConcurrency: {concurrency}  # only once the region's unreserved concurrency stays
-    #   >= 100 with it (aws lambda get-account-settings; docs/deploy.md, Prerequisites)
+    #   >= 100 with it (keyops doctor --aws checks; docs/deploy.md, AWS prerequisites)
     timeoutSeconds: 5
   keyops:logRetentionDays: {retention}
   keyops:alarms:

@@ -6,10 +6,16 @@ file, each possibly holding several identities; only their public recipients are
 each stack, whether a key here decrypts it and whether its files' recipients match its
 ``.sops.yaml`` rule; the git diff driver; and the ``pulumi`` and ``gh`` CLIs.
 
+``--aws`` adds the read-only AWS prerequisites of a deploy for each ``stacks/Pulumi.<stack>.yaml``
+(or the one of ``--stack``): Lambda concurrency for ``keyops:lambda.reservedConcurrency`` and
+alarm e-mail subscriptions still waiting for confirmation, in every region (keyops.cli.doctor_aws;
+boto3 is imported only then).
+
 Exit 0 when everything a rotation needs works: sops, the repository, and a key for the stack
 (``--stack S``) or for at least one stack. A stack without a key here is named, not a failure:
-its key holders and CI check it. Exit 1 when something a rotation needs is broken; each ``FAIL``
-line says how to fix it. Missing ``pulumi``, ``gh`` or the diff driver are warnings.
+its key holders and CI check it. Exit 1 when something a rotation needs is broken, or, with
+``--aws``, something a deploy needs; each ``FAIL`` line says how to fix it. Missing ``pulumi``,
+``gh`` or the diff driver, and unconfirmed alarm e-mails, are warnings.
 """
 
 from __future__ import annotations
