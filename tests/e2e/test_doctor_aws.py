@@ -173,23 +173,8 @@ def test_access_denied_names_each_region_and_the_calls_to_allow(
     """Lambda refuses (canned: moto has no GetAccountSettings to refuse); moto's IAM refuses SNS."""
     deploy_stack(keyrepo)
     aws_front.can("GetAccountSettings", Answer.canned("lambda-access-denied"))
-    moto.enforce_iam(after_actions=3)
-    try:
-        iam = moto.client("iam", "us-east-1")
-        iam.create_user(UserName="reader")
-        key = iam.create_access_key(UserName="reader")["AccessKey"]
-        iam.put_user_policy(
-            UserName="reader",
-            PolicyName="logs-only",
-            PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
-                {"Effect": "Allow", "Action": "logs:*", "Resource": "*"}]}),
-        )  # fmt: skip
-        code, out = doctor(
-            keyrepo, aws_front.url,
-            AWS_ACCESS_KEY_ID=key["AccessKeyId"], AWS_SECRET_ACCESS_KEY=key["SecretAccessKey"],
-        )  # fmt: skip
-    finally:
-        moto.enforce_iam(after_actions=float("inf"))
+    with moto.allowed_only("logs:*") as env:
+        code, out = doctor(keyrepo, aws_front.url, **env)
     assert code == 1
     assert aws_lines(out) == [
         ("FAIL", "lambda", f"dev: AWS denied lambda:GetAccountSettings in {region} "
@@ -200,7 +185,7 @@ def test_access_denied_names_each_region_and_the_calls_to_allow(
          f"credentials {ALLOWED}")
         for region in REGIONS
     ]  # fmt: skip
-    assert key["SecretAccessKey"] not in "\n".join(out)
+    assert env["AWS_SECRET_ACCESS_KEY"] not in "\n".join(out)
     assert out[-1].startswith("result: 4 problem(s) stop a deploy (FAIL lines); ")
 
 

@@ -15,6 +15,7 @@ to moto unchanged, so the CLI still talks real HTTP and botocore parses the answ
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import http.client
 import json
@@ -90,6 +91,30 @@ class Moto:
     def enforce_iam(self, after_actions: float) -> None:
         """moto checks IAM policies from the next ``after_actions`` requests on (inf: never)."""
         self._post("/moto-api/reset-auth", str(after_actions).encode())
+
+    @contextlib.contextmanager
+    def allowed_only(self, action: str) -> Iterator[dict[str, str]]:
+        """IAM enforced, and the environment of a user allowed only ``action`` (e.g. ``logs:*``).
+
+        Enforcement starts after the three IAM calls that make the user, and ends on exit.
+        """
+        self.enforce_iam(after_actions=3)
+        try:
+            iam = self.client("iam", "us-east-1")
+            iam.create_user(UserName="reader")
+            key = iam.create_access_key(UserName="reader")["AccessKey"]
+            statement = {"Effect": "Allow", "Action": action, "Resource": "*"}
+            iam.put_user_policy(
+                UserName="reader",
+                PolicyName="only",
+                PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [statement]}),
+            )
+            yield {
+                "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
+                "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
+            }
+        finally:
+            self.enforce_iam(after_actions=float("inf"))
 
     def _post(self, path: str, data: bytes) -> None:
         # Not form-encoded: moto reads the raw body.

@@ -64,6 +64,8 @@ MAX_COUNT = 10_000_000
 MAX_PAGES = 1000
 EMAIL_PROTOCOLS = ("email", "email-json")
 PENDING = "PendingConfirmation"
+#: The screen's topic for the lines about each service.
+TOPICS = {"lambda": "lambda", "sns": "alarms"}
 
 T = TypeVar("T")
 
@@ -88,7 +90,7 @@ class _Session:
         try:
             return run(self.factory(service, region, self.endpoint_url))
         except AwsError as exc:  # an answer that is not what AWS documents
-            self.fail(f"{stack}: {exc.what}", exc.fix, service)
+            self.fail(f"{stack}: {exc.what}", exc.fix, TOPICS[service])
         except CALL_ERRORS as exc:
             error = failure(exc, region, call, self.endpoint_url, FIXES)
             if no_credentials(exc):
@@ -97,22 +99,15 @@ class _Session:
             else:
                 if unreachable(exc):
                     self.silent.add(region)
-                self.fail(f"{stack}: {error.what}", error.fix, service)
+                self.fail(f"{stack}: {error.what}", error.fix, TOPICS[service])
         return None
 
-    def fail(self, what: str, fix: str, service: str) -> None:
+    def fail(self, what: str, fix: str, topic: str) -> None:
         self.failed = True
-        topic = "lambda" if service == "lambda" else "alarms" if service == "sns" else service
         self.report.add(FAIL, topic, f"{what}. {fix}".strip())
 
 
-def check(
-    report: Report,
-    root: Path,
-    stack: str | None,
-    endpoint_url: str | None,
-    factory: ClientFactory | None = None,
-) -> None:
+def check(report: Report, root: Path, stack: str | None, endpoint_url: str | None) -> None:
     """Add the AWS lines of ``stack`` (default: every stack with a Pulumi file) to ``report``."""
     names = [stack] if stack else stack_file_names(root)
     if not names:
@@ -123,7 +118,7 @@ def check(
             "add NAME writes one)",
         )
         return
-    session = _Session(report, factory or clients(), endpoint_url)
+    session = _Session(report, clients(), endpoint_url)
     for name in names:
         try:
             config = load_stack_file(root, name)
