@@ -139,28 +139,8 @@ def test_retire_accepts_or_refuses_on_the_cross_region_share(
 
 def test_access_denied_is_a_clear_error(keyrepo: KeyRepo, moto: Moto) -> None:
     with_deployment(keyrepo)
-    moto.enforce_iam(after_actions=3)
-    try:
-        iam = moto.client("iam", "us-east-1")
-        iam.create_user(UserName="reader")
-        key = iam.create_access_key(UserName="reader")["AccessKey"]
-        iam.put_user_policy(
-            UserName="reader",
-            PolicyName="logs-only",
-            PolicyDocument=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [{"Effect": "Allow", "Action": "logs:*", "Resource": "*"}],
-                }
-            ),
-        )
-        env = {
-            "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
-            "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
-        }
+    with moto.allowed_only("logs:*") as env:
         proc = adoption(keyrepo, moto.url, "--stack", "dev", env=env)
-    finally:
-        moto.enforce_iam(after_actions=float("inf"))
     assert (proc.returncode, proc.stdout) == (2, "")
     assert proc.stderr == (
         "error: AWS denied cloudwatch:GetMetricData in eu-west-1 (HTTP 403). Use credentials "
@@ -168,7 +148,7 @@ def test_access_denied_is_a_clear_error(keyrepo: KeyRepo, moto: Moto) -> None:
         "log groups (the stack's adoption-reader role; in CI, assume it with "
         "aws-actions/configure-aws-credentials).\n"
     )
-    assert key["SecretAccessKey"] not in proc.stderr
+    assert env["AWS_SECRET_ACCESS_KEY"] not in proc.stderr
 
 
 def test_a_region_that_does_not_answer_is_a_clear_error(keyrepo: KeyRepo) -> None:

@@ -77,7 +77,7 @@ class AlarmTopic(pulumi.ComponentResource):
         )
         self.topic = aws.sns.Topic(
             f"{name}-topic",
-            name=f"keyops-{config.stack}-alarms",
+            name=config.alarm_topic_name,
             kms_master_key_id=self.key.arn,
             tags=tags,
             opts=o,

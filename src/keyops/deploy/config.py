@@ -12,7 +12,10 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from keyops.core.errors import DeployConfigError
 
@@ -191,6 +194,11 @@ class DeployConfig:
     def function_name(self) -> str:
         """The endpoint function's name, the same in every region."""
         return f"keyops-{self.stack}-endpoint"
+
+    @property
+    def alarm_topic_name(self) -> str:
+        """The name of the stack's alarm topic, the same in every alarm region."""
+        return f"keyops-{self.stack}-alarms"
 
     @property
     def function_log_group(self) -> str:
@@ -552,7 +560,7 @@ config:
     memoryMb: {memory}
     architecture: arm64
     # reservedConcurrency: {concurrency}  # only once the region's unreserved concurrency stays
-    #   >= 100 with it (aws lambda get-account-settings; docs/deploy.md, Prerequisites)
+    #   >= 100 with it (keyops doctor --aws checks; docs/deploy.md, AWS prerequisites)
     timeoutSeconds: 5
   keyops:logRetentionDays: {retention}
   keyops:alarms:
@@ -570,6 +578,41 @@ config:
 
 def stack_file_path(stack: str) -> str:
     return f"{STACKS_DIR}/Pulumi.{stack}.yaml"
+
+
+def stack_file_names(root: Path) -> list[str]:
+    """The stacks with a ``stacks/Pulumi.<stack>.yaml`` under ``root``, sorted."""
+    files = (root / STACKS_DIR).glob("Pulumi.*.yaml")
+    names = (p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in files)
+    return sorted(n for n in names if STACK_RE.fullmatch(n))
+
+
+def read_stack_file(root: Path, stack: str, fix: str) -> dict[str, Any]:
+    """The ``config:`` mapping of ``stacks/Pulumi.<stack>.yaml``, as YAML gives it.
+
+    A missing or unreadable file, or one without a ``config:`` mapping, is a
+    :class:`DeployConfigError` naming the file, with ``fix`` as its remedy.
+    """
+    rel = stack_file_path(stack)
+    if not STACK_RE.fullmatch(stack):
+        raise DeployConfigError(f"--stack {stack[:40]!r} is not a stack name", fix)
+    try:
+        data = yaml.safe_load((root / rel).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DeployConfigError(f"{rel} does not exist", fix) from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise DeployConfigError(f"{rel} cannot be read: {type(exc).__name__}", fix) from None
+    config = data.get("config") if isinstance(data, dict) else None
+    if not isinstance(config, dict):
+        raise DeployConfigError(f"{rel} has no config: mapping", fix)
+    return config
+
+
+def load_stack_file(root: Path, stack: str) -> DeployConfig:
+    """Every setting of ``stacks/Pulumi.<stack>.yaml``, checked as the deploy checks them."""
+    fix = f"Create it with keyops stack add {stack} (docs/deploy.md), or check --stack."
+    raw = raw_from_stack_file(read_stack_file(root, stack, fix))
+    return parse(raw, stack, source=stack_file_path(stack))
 
 
 def starter_stack_file(stack: str, regions: list[str]) -> str:

@@ -22,10 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from keyops.core.atomic import make_dirs, write_atomic
-from keyops.deploy.config import NAMESPACE, DeployConfig, parse
+from keyops.deploy.config import DeployConfig
+from keyops.deploy.config import load_stack_file as load_settings
 
 #: Stands for the AWS account id in the committed files.
 ACCOUNT_PLACEHOLDER = "ACCOUNT_ID"
@@ -466,15 +465,9 @@ def documents(config: DeployConfig) -> dict[str, dict[str, Any]]:
 
 
 def load_stack_file(path: Path) -> DeployConfig:
-    """A stack file's ``keyops:`` settings, parsed (YAML values are what the schema accepts)."""
-    data = yaml.safe_load(path.read_text()) or {}
-    raw = {
-        key.split(":", 1)[1]: value
-        for key, value in (data.get("config") or {}).items()
-        if key.startswith(f"{NAMESPACE}:")
-    }
+    """The settings of ``<root>/stacks/Pulumi.<stack>.yaml``, parsed."""
     stack = path.name.removeprefix("Pulumi.").removesuffix(".yaml")
-    return parse(raw, stack, source=path.as_posix())
+    return load_settings(path.parent.parent, stack)
 
 
 def dump(document: Mapping[str, Any]) -> bytes:

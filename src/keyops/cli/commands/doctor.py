@@ -6,10 +6,16 @@ file, each possibly holding several identities; only their public recipients are
 each stack, whether a key here decrypts it and whether its files' recipients match its
 ``.sops.yaml`` rule; the git diff driver; and the ``pulumi`` and ``gh`` CLIs.
 
+``--aws`` adds the read-only AWS prerequisites of a deploy for each ``stacks/Pulumi.<stack>.yaml``
+(or the one of ``--stack``): Lambda concurrency for ``keyops:lambda.reservedConcurrency`` and
+alarm e-mail subscriptions still waiting for confirmation, in every region (keyops.cli.doctor_aws;
+boto3 is imported only then).
+
 Exit 0 when everything a rotation needs works: sops, the repository, and a key for the stack
 (``--stack S``) or for at least one stack. A stack without a key here is named, not a failure:
-its key holders and CI check it. Exit 1 when something a rotation needs is broken; each ``FAIL``
-line says how to fix it. Missing ``pulumi``, ``gh`` or the diff driver are warnings.
+its key holders and CI check it. Exit 1 when something a rotation needs is broken, or, with
+``--aws``, something a deploy needs; each ``FAIL`` line says how to fix it. Missing ``pulumi``,
+``gh`` or the diff driver, and unconfirmed alarm e-mails, are warnings.
 """
 
 from __future__ import annotations
@@ -21,32 +27,24 @@ import stat
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from keyops import __version__
-from keyops.core.errors import EXIT_FINDINGS, EXIT_OK, KeyopsError, NoDecryptionKey
+from keyops.cli.doctor_report import AWS_TOPICS, FAIL, OK, SKIP, WARN, Report
+from keyops.core.errors import (
+    EXIT_FINDINGS,
+    EXIT_OK,
+    KeyopsError,
+    MissingExtra,
+    NoDecryptionKey,
+    UsageError,
+)
 from keyops.store import age, git, loader, repo, sopsconfig
 from keyops.store.sops import Sops, default_age_key_file, metadata_recipients, timeout_from_env
 from keyops.store.sources import CREDENTIALS_DIR, STACK_FILE, WorktreeSource
-
-OK, WARN, FAIL, SKIP = "ok", "warn", "FAIL", "skip"
-
-
-@dataclass
-class Report:
-    lines: list[tuple[str, str, str]] = field(default_factory=list)
-    #: Stacks a key here decrypts, and the recipients of the identities found here.
-    decrypting: list[str] = field(default_factory=list)
-    recipients: dict[str, str] = field(default_factory=dict)
-
-    def add(self, status: str, topic: str, text: str) -> None:
-        self.lines.append((status, topic, text))
-
-    def count(self, status: str) -> int:
-        return sum(1 for s, _, _ in self.lines if s == status)
 
 
 @dataclass
@@ -64,7 +62,20 @@ Check = Callable[[Machine, Report], None]
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--stack", metavar="S", help="the stack a rotation is planned in: it must decrypt here"
+        "--stack",
+        metavar="S",
+        help="the stack a rotation is planned in: it must decrypt here (with --aws: the only "
+        "stack whose AWS prerequisites are checked)",
+    )
+    parser.add_argument(
+        "--aws",
+        action="store_true",
+        help="also check the AWS prerequisites of a deploy, read-only: Lambda concurrency for "
+        "keyops:lambda.reservedConcurrency and unconfirmed alarm e-mail subscriptions, in every "
+        "region of each stacks/Pulumi.<stack>.yaml (needs keyops[aws] and AWS credentials)",
+    )
+    parser.add_argument(
+        "--endpoint-url", metavar="URL", help="with --aws: another AWS API endpoint (emulators)"
     )
 
 
@@ -340,7 +351,23 @@ def check_gh(m: Machine, r: Report) -> None:
     )
 
 
-#: Every check, in screen order. A new area (e.g. AWS access) is one more function here.
+def check_aws(m: Machine, r: Report) -> None:
+    """``--aws``: the read-only AWS prerequisites of a deploy (keyops.cli.doctor_aws)."""
+    if not m.args.aws or m.root is None:
+        return
+    try:
+        # boto3 only here: doctor without --aws works without the aws extra.
+        from keyops.cli import doctor_aws
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in ("boto3", "botocore"):
+            raise
+        missing = MissingExtra("doctor --aws", "aws", exc.name or "boto3")
+        r.add(FAIL, "aws", f"{missing.what}. {missing.fix}")
+        return
+    doctor_aws.check(r, m.root, m.args.stack, m.args.endpoint_url)
+
+
+#: Every check, in screen order. A new area is one more function here.
 CHECKS: tuple[Check, ...] = (
     check_keyops,
     check_sops,
@@ -350,10 +377,13 @@ CHECKS: tuple[Check, ...] = (
     check_diff_driver,
     check_pulumi,
     check_gh,
+    check_aws,
 )
 
 
 def doctor(args: argparse.Namespace) -> int:
+    if args.endpoint_url and not args.aws:
+        raise UsageError("--endpoint-url goes with --aws", "Add --aws, or remove --endpoint-url.")
     machine = Machine(args=args, env=dict(os.environ))
     report = Report()
     for check in CHECKS:
@@ -363,14 +393,25 @@ def doctor(args: argparse.Namespace) -> int:
     out.write(f"keyops doctor: {where}\n")
     for status, topic, text in report.lines:
         out.write(f"  {status:<5} {topic:<7} {text}\n")
-    failed, warned = report.count(FAIL), report.count(WARN)
+    out.write(f"result: {_result(args, report)}\n")
+    return EXIT_FINDINGS if report.count(FAIL) else EXIT_OK
+
+
+def _result(args: argparse.Namespace, report: Report) -> str:
+    warned = report.count(WARN)
     summary = f"{warned} warning(s)" if warned else "no warning"
-    if failed:
-        out.write(f"result: {failed} problem(s) stop a rotation here (FAIL lines); {summary}\n")
-        return EXIT_FINDINGS
+    deploy = report.count(FAIL, AWS_TOPICS)
+    rotation = report.count(FAIL) - deploy
+    if rotation or deploy:
+        stops = [f"{rotation} problem(s) stop a rotation here"] if rotation else []
+        stops += [f"{deploy} {'' if rotation else 'problem(s) '}stop a deploy"] if deploy else []
+        return f"{' and '.join(stops)} (FAIL lines); {summary}"
+    ready = (
+        f"; AWS is ready for a deploy of {', '.join(report.aws_ready)}"
+        if args.aws and report.aws_ready
+        else ""
+    )
     if not report.decrypting:
-        out.write(f"result: no stack to rotate yet (keyops stack add); {summary}\n")
-        return EXIT_OK
+        return f"no stack to rotate yet (keyops stack add){ready}; {summary}"
     stacks = ", ".join(report.decrypting)
-    out.write(f"result: a rotation works here (stack(s) {stacks}); {summary}\n")
-    return EXIT_OK
+    return f"a rotation works here (stack(s) {stacks}){ready}; {summary}"

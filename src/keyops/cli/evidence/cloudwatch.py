@@ -26,19 +26,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    PartialCredentialsError,
-    ReadTimeoutError,
-)
+from botocore.exceptions import ClientError
 
+from keyops.cli.awsapi import CALL_ERRORS, ClientFactory, Fixes, failure
+from keyops.cli.awsapi import clients as aws_clients
 from keyops.cli.evidence.deployment import Deployment
 from keyops.cli.evidence.tally import Tally
 from keyops.core.errors import AwsError
@@ -49,22 +40,13 @@ PERIOD_SECONDS = 86400
 MAX_QUERIES_PER_CALL = 500
 QUERY_TIMEOUT_SECONDS = 300.0
 POLL_SECONDS = 1.0
-ROLE_FIX = (
-    "Use credentials that may call cloudwatch:GetMetricData and the Logs Insights queries on "
-    "the endpoint's log groups (the stack's adoption-reader role; in CI, assume it with "
-    "aws-actions/configure-aws-credentials)."
-)
-DENIED = frozenset(
-    {
-        "AccessDenied",
-        "AccessDeniedException",
-        "UnauthorizedOperation",
-        "InvalidClientTokenId",
-        "UnrecognizedClientException",
-        "ExpiredToken",
-        "ExpiredTokenException",
-        "SignatureDoesNotMatch",
-    }
+FIXES = Fixes(
+    credentials=(
+        "Use credentials that may call cloudwatch:GetMetricData and the Logs Insights queries on "
+        "the endpoint's log groups (the stack's adoption-reader role; in CI, assume it with "
+        "aws-actions/configure-aws-credentials)."
+    ),
+    other="Check the stack's Pulumi file and that the endpoint is deployed there.",
 )
 
 
@@ -74,57 +56,6 @@ class LogsClient(Protocol):
     def start_query(self, **kwargs: Any) -> dict[str, Any]: ...
 
     def get_query_results(self, **kwargs: Any) -> dict[str, Any]: ...
-
-
-ClientFactory = Callable[[str, str, str | None], Any]
-
-
-def _config() -> Config:
-    return Config(
-        connect_timeout=5, read_timeout=30, retries={"max_attempts": 3, "mode": "standard"}
-    )
-
-
-def aws_clients() -> ClientFactory:
-    """Clients of one new session: credentials are looked up now, never reused from a cache."""
-    session = boto3.session.Session()
-
-    def client(service: str, region: str, endpoint_url: str | None) -> Any:
-        return session.client(
-            service, region_name=region, endpoint_url=endpoint_url, config=_config()
-        )
-
-    return client
-
-
-def _failure(exc: Exception, region: str, call: str, endpoint_url: str | None) -> AwsError:
-    """One clear error per way AWS can fail; the message never holds a credential."""
-    if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
-        return AwsError("no AWS credentials were found", ROLE_FIX)
-    if isinstance(
-        exc, (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError)
-    ):
-        where = endpoint_url or f"the {region} endpoint"
-        return AwsError(
-            f"region {region} does not answer ({call} at {where})",
-            "Check the network, the regions in the stack's Pulumi file, or --endpoint-url.",
-        )
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error") or {}
-        code = str(error.get("Code") or "error")
-        status = (exc.response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
-        if code.isdigit():
-            code = f"HTTP {code}"  # an error body the SDK could not parse: only the status is sure
-        if code in DENIED or status == 403:
-            return AwsError(f"AWS denied {call} in {region} ({code})", ROLE_FIX)
-        message = str(error.get("Message") or "")[:200]
-        return AwsError(
-            f"{call} failed in {region}: {code}: {message}",
-            "Check the stack's Pulumi file and that the endpoint is deployed there.",
-        )
-    return AwsError(
-        f"{call} failed in {region} ({type(exc).__name__})", "Check the AWS configuration."
-    )
 
 
 # -- requests: GetMetricData ---------------------------------------------------------------------
@@ -192,8 +123,8 @@ def served_tallies(
                     elif held != NONE:
                         tally.held[(app, held)] += value
                         tally.total[app] += value
-        except (BotoCoreError, ClientError) as exc:
-            raise _failure(exc, region, "cloudwatch:GetMetricData", endpoint_url) from None
+        except CALL_ERRORS as exc:
+            raise failure(exc, region, "cloudwatch:GetMetricData", endpoint_url, FIXES) from None
         if not seen_any:
             tally.note = (
                 f"no Served data for stack {deployment.credentials_stack} in the window (is the "
@@ -259,8 +190,8 @@ def distinct_tallies(
             run = _Insights(logs, deployment.log_group, start, end, sleep)
             held_rows = run.rows(per_held, ("Client", "Held", "installs"), region)
             client_rows = run.rows(per_client, ("Client", "installs"), region)
-        except (BotoCoreError, ClientError) as exc:
-            raise _failure(exc, region, "logs:StartQuery", endpoint_url) from None
+        except CALL_ERRORS as exc:
+            raise failure(exc, region, "logs:StartQuery", endpoint_url, FIXES) from None
         for row in held_rows:
             if row["Client"] in clients and row["Held"] in clients[row["Client"]]:
                 tally.held[(row["Client"], row["Held"])] += _installs(row, region)

@@ -11,12 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from keyops.core.errors import DeployConfigError
-from keyops.deploy.config import NAMESPACE, REGION_RE, STACK_RE
-
-STACKS_DIR = "stacks"
+from keyops.deploy.config import NAMESPACE, REGION_RE, STACK_RE, read_stack_file, stack_file_path
 
 
 @dataclass(frozen=True)
@@ -34,21 +30,9 @@ class Deployment:
 
 
 def load(root: Path, stack: str) -> Deployment:
-    rel = f"{STACKS_DIR}/Pulumi.{stack}.yaml"
+    rel = stack_file_path(stack)
     fix = f"Create {rel} with keyops:regions (docs/deploy.md), or check --stack."
-    if not STACK_RE.fullmatch(stack):
-        raise DeployConfigError(f"--stack {stack[:40]!r} is not a stack name", fix)
-    try:
-        data = yaml.safe_load((root / rel).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DeployConfigError(
-            f"{rel} does not exist, so the stack's regions are unknown", fix
-        ) from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise DeployConfigError(f"{rel} cannot be read: {type(exc).__name__}", fix) from None
-    config = data.get("config") if isinstance(data, dict) else None
-    if not isinstance(config, dict):
-        raise DeployConfigError(f"{rel} has no config: mapping", fix)
+    config = read_stack_file(root, stack, fix)
     regions = config.get(f"{NAMESPACE}:regions")
     if (
         not isinstance(regions, list)
