@@ -114,7 +114,10 @@ def served_tallies(
                 chunk = queries[at : at + MAX_QUERIES_PER_CALL]
                 by_id = {q[3]["Id"]: q for q in chunk}
                 for result in _metric_data(client, [q[3] for q in chunk], start, end):
-                    app, held, name, _ = by_id[result["Id"]]
+                    query = by_id.get(result.get("Id")) if isinstance(result, dict) else None
+                    if query is None:
+                        continue  # an answer to nothing asked (hostile or buggy): not evidence
+                    app, held, name, _ = query
                     values = result.get("Values") or []
                     seen_any = seen_any or bool(values)
                     value = int(sum(float(v) for v in values))
