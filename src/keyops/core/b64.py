@@ -12,6 +12,13 @@ import binascii
 import re
 
 _ALPHABET = re.compile(r"[A-Za-z0-9_-]*={0,2}")
+#: Characters of unpadded base64url (ASCII only: ``\w`` would admit other scripts).
+_UNPADDED = re.compile(r"[A-Za-z0-9_-]*")
+
+
+def encode(data: bytes) -> str:
+    """Unpadded base64url, as JOSE and the credential files write it."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 def decode(text: str) -> bytes:
@@ -22,3 +29,13 @@ def decode(text: str) -> bytes:
         return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError) as exc:
         raise ValueError("not base64url") from exc
+
+
+def decode_unpadded(text: str) -> bytes:
+    """Strict unpadded base64url (a JOSE segment); anything else is a ValueError."""
+    if len(text) % 4 == 1 or not _UNPADDED.fullmatch(text):
+        raise ValueError("not unpadded base64url")
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except binascii.Error as exc:
+        raise ValueError("not unpadded base64url") from exc

@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 
+from keyops.core import b64
 from keyops.core.errors import ServiceError
 from keyops.protocol import jose
 from keyops.protocol.bundle import CREDENTIAL_ID_RE, MAX_VERSION, SEMVER_RE, Bundle
@@ -125,7 +126,7 @@ class Verifier:
         if isinstance(sub, str) and isinstance(kid, str):
             key = self.keys.get((sub, kid))
         try:
-            signature = jose.b64decode(signature_part)
+            signature = b64.decode_unpadded(signature_part)
         except ValueError:
             signature = b""
         signing_input = f"{header_part}.{payload_part}".encode("ascii")

@@ -22,6 +22,7 @@ import json
 import os
 from typing import Any
 
+from keyops.core import safejson
 from keyops.core.errors import BundleError, ServiceError
 from keyops.endpoint.core import (
     Endpoint,
@@ -34,7 +35,6 @@ from keyops.endpoint.core import (
 )
 from keyops.endpoint.emf import EmfLog
 from keyops.endpoint.metrics import Metrics
-from keyops.protocol import jose
 from keyops.protocol.bundle import Bundle
 
 _endpoint: Endpoint | None = None
@@ -56,7 +56,7 @@ def _load() -> Endpoint | None:
     if _endpoint is None:
         pinned = os.environ.get("KEYOPS_PINNED_JWKS")
         try:
-            jwks = jose.loads(pinned) if pinned else None
+            jwks = safejson.parse(pinned) if pinned else None
             if jwks is not None and not isinstance(jwks, dict):
                 raise ValueError("KEYOPS_PINNED_JWKS is not a JSON object")
             bundle = Bundle.load(_bundle_path(), jwks=jwks)

@@ -20,7 +20,6 @@ This module is the read side, shipped in the Lambda asset; ``keyops.build.bundle
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import re
@@ -29,7 +28,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from keyops.core import b64
+from keyops.core import b64, safejson
 from keyops.core.errors import BundleError, BundleExpired
 from keyops.protocol import jose
 
@@ -120,8 +119,7 @@ class ServedClient(NamedTuple):
     def as_json(self) -> dict[str, Any]:
         return {
             "app_auth": [
-                {"kid": kid, "secret": base64.urlsafe_b64encode(key).rstrip(b"=").decode()}
-                for kid, key in self.auth_keys.items()
+                {"kid": kid, "secret": b64.encode(key)} for kid, key in self.auth_keys.items()
             ],
             "credential_ids": list(self.credential_ids),
             "serve": [c.as_json() for c in self.credentials],
@@ -307,7 +305,7 @@ def _signed(token: Any, keys: Mapping[str, Any], what: str) -> tuple[dict[str, A
     except ValueError as exc:
         raise _Malformed(str(exc)) from None
     try:
-        return header, jose.loads(payload)
+        return header, safejson.parse(payload)
     except ValueError:
         raise _Malformed(f"{what} does not hold JSON") from None
 

@@ -19,13 +19,9 @@ Every function here treats its input as hostile: malformed input raises :class:`
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
-import json
 import os
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -36,8 +32,10 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.keywrap import aes_key_wrap
 
-#: Characters of unpadded base64url (ASCII only: ``\w`` would admit other scripts).
-_B64 = re.compile(r"[A-Za-z0-9_-]*")
+from keyops.core import safejson
+from keyops.core.b64 import decode_unpadded as b64decode
+from keyops.core.b64 import encode as b64encode
+
 P256 = ec.SECP256R1()
 _ES256 = ec.ECDSA(SHA256())
 _ECDH = ec.ECDH()
@@ -63,32 +61,9 @@ _JWE_HEADER = (
 )
 
 
-def b64encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def b64decode(text: str) -> bytes:
-    """Strict unpadded base64url; anything else is a ValueError."""
-    if len(text) % 4 == 1 or not _B64.fullmatch(text):
-        raise ValueError("not unpadded base64url")
-    try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except binascii.Error as exc:
-        raise ValueError("not unpadded base64url") from exc
-
-
-def loads(data: bytes | str) -> Any:
-    """JSON from hostile bytes: invalid UTF-8, bad syntax or deep nesting is a ValueError."""
-    try:
-        text = data.decode("utf-8") if isinstance(data, bytes) else data
-        return json.loads(text)
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-        raise ValueError(f"not JSON ({type(exc).__name__})") from None
-
-
 def json_segment(segment: str) -> Any:
     """A base64url segment holding JSON."""
-    return loads(b64decode(segment))
+    return safejson.parse(b64decode(segment))
 
 
 def split_compact(token: str, parts: int) -> list[str]:

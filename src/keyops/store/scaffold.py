@@ -19,10 +19,12 @@ from typing import Any
 
 from joserfc.jwk import ECKey
 
+from keyops.core import b64
+
 
 def app_auth_secret() -> str:
     """32 random bytes, base64url without padding (the HMAC key of app tokens)."""
-    return base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
+    return b64.encode(secrets.token_bytes(32))
 
 
 def master_key() -> str:
