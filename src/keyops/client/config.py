@@ -8,7 +8,6 @@ secret itself never appears in a message.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,13 +15,13 @@ from urllib.parse import urlsplit
 
 from joserfc.jwk import ECKey
 
-from keyops.core import b64, safejson
+from keyops.core import b64, patterns, safejson
 from keyops.core.errors import ClientConfigError, InputError
 
 # Used with fullmatch, and anchored with \A and \Z (never "$", which also matches before a
 # final newline), so that "0123456789abcdef0123\n" is not a key.
-KEY_RE = re.compile(r"\A[0-9a-f]{20}\Z")
-ID_RE = re.compile(r"\A[a-z0-9][a-z0-9-]{2,62}\Z")
+KEY_RE = patterns.PUSHER_HEX
+ID_RE = patterns.CREDENTIAL_ID
 #: Shortest HMAC key accepted (docs/file-format.md: at least 32 random bytes).
 MIN_SECRET_BYTES = 32
 FIX = ClientConfigError.FIX

@@ -16,9 +16,10 @@ from joserfc import jwt
 from joserfc.jwk import ECKey, OctKey
 
 from keyops.client.config import ID_RE, ClientConfig
+from keyops.core import patterns
 from keyops.core.errors import UsageError
 
-INSTALL_ID_RE = re.compile(r"\A[A-Za-z0-9_-]{8,64}\Z")
+INSTALL_ID_RE = patterns.INSTALL_ID
 # Semantic Versioning 2.0.0, the grammar the server compares app versions with. Digits are
 # [0-9]: "\d" also matches every other script's digits (ARABIC-INDIC DIGIT FIVE, say).
 _NUMBER = r"(?:0|[1-9][0-9]*)"

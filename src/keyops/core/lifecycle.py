@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import re
 from typing import Any
 
+from keyops.core import patterns
 from keyops.core.errors import LifecycleError, UsageError
 
 Document = dict[str, Any]
@@ -41,8 +41,8 @@ CREDENTIAL_FIELDS = (
 )
 APP_AUTH_FIELDS = ("kid", "state", "secret", "created", "retired")
 
-HEX20 = re.compile(r"^[0-9a-f]{20}$")
-ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{2,62}$")
+HEX20 = patterns.PUSHER_HEX
+ID_RE = patterns.CREDENTIAL_ID
 
 
 def _ordered(item: dict[str, Any], order: tuple[str, ...]) -> dict[str, Any]:
@@ -80,7 +80,7 @@ def in_state(doc: Document, state: str) -> list[dict[str, Any]]:
 
 def check_pusher_hex(value: str, what: str) -> None:
     """Refuse anything but Pusher's format, without ever echoing the value."""
-    if not HEX20.match(value):
+    if not HEX20.fullmatch(value):
         shape = f"{len(value)} characters"
         if value != value.strip():
             shape += " with surrounding whitespace"

@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 
-from keyops.core import b64
+from keyops.core import b64, patterns
 from keyops.core.errors import ServiceError
 from keyops.protocol import jose
 from keyops.protocol.bundle import CREDENTIAL_ID_RE, MAX_VERSION, SEMVER_RE, Bundle
@@ -36,7 +36,7 @@ from keyops.protocol.bundle import CREDENTIAL_ID_RE, MAX_VERSION, SEMVER_RE, Bun
 IAT_WINDOW_SECONDS = 300
 #: Longer Authorization values are refused unparsed (a real token is well under 1 KiB).
 MAX_TOKEN_BYTES = 8192
-INSTALL_ID_RE = re.compile(r"[A-Za-z0-9_-]{8,64}")
+INSTALL_ID_RE = patterns.INSTALL_ID
 TOKEN_RE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 MIN_JTI, MAX_JTI = 16, 256
 MAX_APP_VERSION = MAX_VERSION

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from keyops.core import patterns
 from keyops.core.errors import InputError
 
 FORMAT = "keyops-adoption/2"
@@ -37,8 +38,8 @@ METHODS = {
 MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_ITEMS = 1000
 MAX_TEXT = 300
-ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{2,62}$")
-STACK_RE = re.compile(r"^[a-z][a-z0-9-]{1,30}$")
+ID_RE = patterns.CREDENTIAL_ID
+STACK_RE = re.compile(r"[a-z][a-z0-9-]{1,30}")
 #: Rounding of percentages in files (and the tolerance between percent and count/total).
 DECIMALS = 3
 
@@ -258,7 +259,7 @@ class _Reader:
             or not value
             or len(value) > MAX_TEXT
             or not value.isprintable()
-            or (pattern is not None and not pattern.match(value))
+            or (pattern is not None and not pattern.fullmatch(value))
         ):
             raise self.fail(where, f"must be a short printable string, got {_shown(value)}")
         return value

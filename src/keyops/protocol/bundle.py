@@ -28,7 +28,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from keyops.core import b64, safejson
+from keyops.core import b64, patterns, safejson
 from keyops.core.errors import BundleError, BundleExpired
 from keyops.protocol import jose
 
@@ -59,7 +59,7 @@ PAYLOAD_KEYS = (
 VIEW_KEYS = PAYLOAD_KEYS[:5]
 #: Names in a bundle (stack, client, app_auth kid): ASCII, as the schemas allow them.
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-CREDENTIAL_ID_RE = re.compile(r"[a-z0-9][a-z0-9-]{2,62}")
+CREDENTIAL_ID_RE = patterns.CREDENTIAL_ID
 SEMVER_RE = re.compile(
     r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
     r"(?:-([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?(?:\+[0-9A-Za-z.-]+)?"

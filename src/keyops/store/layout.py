@@ -73,7 +73,7 @@ def requirement(distribution: str = "keyops") -> Pin:
 
 def check_logins(logins: list[str]) -> list[str]:
     for login in logins:
-        if not LOGIN_RE.match(login):
+        if not LOGIN_RE.fullmatch(login):
             raise UsageError(
                 f"--approver {login!r} is not a GitHub login",
                 "Give the login of a person (letters, digits and single hyphens), without '@'.",

@@ -51,7 +51,7 @@ def _read_secret(path: Path) -> str:
         value = path.read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError):
         raise InputError(f"--secret-from-file {path} cannot be read", "Check the path.") from None
-    if not SECRET_RE.match(value):
+    if not SECRET_RE.fullmatch(value):
         raise UsageError(
             f"the secret in {path} is not base64url (no padding) of at least 32 bytes",
             "Generate one with: python -c 'import secrets,base64;"

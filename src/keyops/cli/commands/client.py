@@ -50,7 +50,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def _check_arguments(args: argparse.Namespace) -> None:
     """Refuse in the command's terms what the schema would refuse in the file's."""
-    if not lifecycle.ID_RE.match(args.client):
+    if not lifecycle.ID_RE.fullmatch(args.client):
         raise UsageError(
             f"--client {args.client!r} is not a valid client name",
             "Use 3-63 characters of lowercase letters, digits and '-', starting with a letter or "
@@ -62,12 +62,12 @@ def _check_arguments(args: argparse.Namespace) -> None:
             "A server client is delivered secret-store; an app (ios, android, web) is served or "
             "bundled.",
         )
-    if not APP_ID_RE.match(args.app_id):
+    if not APP_ID_RE.fullmatch(args.app_id):
         raise UsageError(
             f"--app-id {args.app_id!r} is not a Pusher app id",
             "Copy the numeric app id from the Pusher dashboard (App Keys).",
         )
-    if not CLUSTER_RE.match(args.cluster):
+    if not CLUSTER_RE.fullmatch(args.cluster):
         raise UsageError(
             f"--cluster {args.cluster!r} is not a Pusher cluster name",
             "Use the cluster of the app, such as mt1, eu, us2 or ap1.",

@@ -30,7 +30,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def release(args: argparse.Namespace) -> int:
-    if len(args.app_version) > 256 or not SEMVER_RE.match(args.app_version):
+    if len(args.app_version) > 256 or not SEMVER_RE.fullmatch(args.app_version):
         raise UsageError(
             f"--app-version {args.app_version[:40]!r} is not a semantic version",
             "Pass the version the app store shows, e.g. 5.2.0.",

@@ -42,7 +42,9 @@ from keyops.store import age, edit, loader, repo, scaffold, schema, settings, so
 from keyops.store.sops import Sops, timeout_from_env
 from keyops.store.sources import CREDENTIALS_DIR, STACK_FILE, WorktreeSource
 
-KMS_ARN_RE = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/[A-Za-z0-9/_+=.@-]+$")
+KMS_ARN_RE = re.compile(
+    r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:(key|alias)/[A-Za-z0-9/_+=.@-]+$"
+)
 #: GitHub Actions hands a step the path of its outputs file here.
 GITHUB_OUTPUT = "GITHUB_OUTPUT"
 
@@ -141,7 +143,7 @@ def _check_recipients(name: str, recipients: list[str], rules: settings.Settings
 
 def _check_kms(arns: list[str]) -> list[str]:
     for arn in arns:
-        if not KMS_ARN_RE.match(arn):
+        if not KMS_ARN_RE.fullmatch(arn):
             raise UsageError(
                 f"--kms {arn!r} is not an AWS KMS key ARN",
                 "Use arn:aws:kms:REGION:ACCOUNT:key/ID or arn:aws:kms:REGION:ACCOUNT:alias/NAME.",

@@ -83,7 +83,7 @@ def parse(text: str, label: str) -> Counter[str]:
         if len(row) <= max(at_version, at_installs):
             raise InputError(f"{label} line {line}: too few columns", FIX)
         version, count = row[at_version].strip(), row[at_installs].strip()
-        if len(version) > 256 or not SEMVER_RE.match(version):
+        if len(version) > 256 or not SEMVER_RE.fullmatch(version):
             raise InputError(
                 f"{label} line {line}: app_version {version[:40]!r} is not a semantic version "
                 "such as 5.2.0",
