@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import base64
 import json
-import secrets
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from joserfc import jwe, jws
-from joserfc.jwk import ECKey, KeySet, OctKey
+from joserfc.jwk import KeySet
 
 from keyops.build.bundle import build_bundle, write_bundle
 from keyops.deploy.asset import (
@@ -28,6 +26,7 @@ from keyops.deploy.asset import (
     build_asset,
     pip_command,
 )
+from support.endpoint import app_auth, claims, mint, new_epk
 from support.repo import PROJECT, KeyRepo
 
 EVENTS = PROJECT / "tests" / "events"
@@ -177,25 +176,8 @@ def test_asset_serves_a_signed_encrypted_credential(
     asset: Path, keyrepo: KeyRepo, tmp_path: Path
 ) -> None:
     ios = keyrepo.decrypt("credentials/dev/ios.yaml")
-    auth = ios["app_auth"][0]
-    epk = ECKey.generate_key("P-256", private=True)
-    claims = {
-        "sub": "ios",
-        "aud": "dev",
-        "iat": int(time.time()),
-        "jti": secrets.token_urlsafe(16),
-        "app_version": "5.2.0",
-        "install_id": "install-0001",
-        "epk": {
-            k: v for k, v in epk.as_dict(private=False).items() if k in ("kty", "crv", "x", "y")
-        },
-    }
-    secret = base64.urlsafe_b64decode(auth["secret"] + "=" * (-len(auth["secret"]) % 4))
-    token = jws.serialize_compact(
-        {"alg": "HS256", "kid": auth["kid"], "typ": "JWT"},
-        json.dumps(claims),
-        OctKey.import_key(secret),
-    )
+    epk = new_epk()
+    token = mint(*app_auth(keyrepo), claims(epk))
     response = invoke(asset, recorded("credentials.json", token), tmp_path)
     assert response["statusCode"] == 200, response["body"]
     assert response["headers"]["content-type"] == "application/jose"

@@ -6,8 +6,6 @@ side shows up as a failing vector. tests/vectors/generate.py writes the files fr
 
 from __future__ import annotations
 
-import base64
-import copy
 import json
 import re
 from pathlib import Path
@@ -25,6 +23,8 @@ from keyops.client.transport import Request, Response, TransportError
 from keyops.client.verify import VerifyError, open_response, verify_signed
 from keyops.core.errors import ClientConfigError, KeyopsError
 from keyops.protocol.selection import bucket, select
+from support.endpoint import b64json
+from vectors.generate import patched
 
 VECTORS = Path(__file__).resolve().parent / "vectors"
 
@@ -42,28 +42,6 @@ ANSWERS = load("answers.json")
 
 def ids(cases: list[dict[str, Any]]) -> list[str]:
     return [case["name"] for case in cases]
-
-
-def patched(doc: Any, patch: list[dict[str, Any]]) -> Any:
-    """Apply a vector patch: set (or delete) the value at a path of keys and list indexes."""
-    doc = copy.deepcopy(doc)
-    for op in patch:
-        if not op["path"]:
-            doc = copy.deepcopy(op["value"])
-            continue
-        *parents, last = op["path"]
-        target = doc
-        for step in parents:
-            target = target[step]
-        if op.get("delete"):
-            del target[last]
-        else:
-            target[last] = copy.deepcopy(op["value"])
-    return doc
-
-
-def b64json(segment: str) -> Any:
-    return json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
 
 
 def outcome(call: Any) -> dict[str, Any]:

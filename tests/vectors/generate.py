@@ -129,6 +129,8 @@ def error_of(exc: BaseException) -> dict[str, Any]:
 
 # -- config.json --------------------------------------------------------------------------------
 def patched(doc: Any, patch: list[dict[str, Any]]) -> Any:
+    """Apply a vector patch: set (or delete) the value at a path of keys and list indexes (the
+    tests apply the same patches with this function)."""
     doc = copy.deepcopy(doc)
     for op in patch:
         if not op["path"]:
