@@ -154,12 +154,6 @@ def write_atomic(
         raise
 
 
-def write_text_atomic(
-    path: Path | str, text: str, *, mode: int = PUBLIC, overwrite: bool = True
-) -> None:
-    write_atomic(path, text.encode("utf-8"), mode=mode, overwrite=overwrite)
-
-
 def make_dirs(path: Path | str, mode: int = 0o755) -> Path:
     """Create ``path`` and its missing parents, and refuse it when it is a symlink.
 

@@ -19,6 +19,7 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
+from typing import NamedTuple
 
 from keyops.core.errors import ServiceError
 from keyops.endpoint import cors, installs
@@ -117,6 +118,24 @@ def log_unexpected(where: str, exc: BaseException) -> None:
     logging.getLogger("keyops.endpoint").error("%s failed: %s at %s", where, type(exc).__name__, at)
 
 
+class _Loaded(NamedTuple):
+    """What a bundle needs prepared before it serves: its keys, its CORS origins and the hasher
+    of install ids under its salt. Swapped as one, so a request never mixes two bundles."""
+
+    verifier: Verifier
+    origins: cors.AllowedOrigins
+    hasher: installs.InstallHasher | None
+
+    @classmethod
+    def of(cls, bundle: Bundle) -> _Loaded:
+        salt = bundle.install_salt
+        return cls(
+            Verifier(bundle),
+            cors.AllowedOrigins.of(bundle.allowed_origins()),
+            installs.InstallHasher(salt) if salt is not None else None,
+        )
+
+
 class Endpoint:
     """Answers requests from the bundle currently set; swapping ``bundle`` is atomic.
 
@@ -137,8 +156,7 @@ class Endpoint:
         replay: ReplayCache | None = None,
         emf: EmfLog | None = None,
     ) -> None:
-        self._state: tuple[Verifier, cors.AllowedOrigins, installs.InstallHasher | None] | None
-        self._state = None
+        self._loaded: _Loaded | None = None
         self.bundle = bundle
         self.metrics = metrics or Metrics()
         self.clock = clock
@@ -147,35 +165,17 @@ class Endpoint:
 
     @property
     def bundle(self) -> Bundle | None:
-        state = self._state
-        return state[0].bundle if state is not None else None
+        loaded = self._loaded
+        return loaded.verifier.bundle if loaded is not None else None
 
     @bundle.setter
     def bundle(self, bundle: Bundle | None) -> None:
-        if bundle is None:
-            self._state = None
-            return
-        salt = bundle.install_salt
-        self._state = (
-            Verifier(bundle),
-            cors.AllowedOrigins.of(bundle.allowed_origins()),
-            installs.InstallHasher(salt) if salt is not None else None,
-        )
-
-    @property
-    def _verifier(self) -> Verifier | None:
-        state = self._state
-        return state[0] if state is not None else None
-
-    @property
-    def _hasher(self) -> installs.InstallHasher | None:
-        state = self._state
-        return state[2] if state is not None else None
+        self._loaded = _Loaded.of(bundle) if bundle is not None else None
 
     def origins(self) -> cors.AllowedOrigins:
         """The CORS origins of the bundle set (expired or not: a page may read the 503 too)."""
-        state = self._state
-        return state[1] if state is not None else cors.NO_ORIGINS
+        loaded = self._loaded
+        return loaded.origins if loaded is not None else cors.NO_ORIGINS
 
     def handle(self, request: Request) -> Response:
         """Answer ``request``; CORS headers are added here, so every adapter behaves alike."""
@@ -214,17 +214,19 @@ class Endpoint:
             return Response(200, text.encode(), METRICS_TYPE, {"cache-control": NO_STORE})
         return self.credentials(request.headers.get("authorization"), now)
 
-    def current(self, now: float) -> Verifier | None:
-        verifier = self._verifier
-        if verifier is None or verifier.bundle.expired(now):
+    def current(self, now: float) -> _Loaded | None:
+        """What the bundle set prepared, read once per request (a swap may happen meanwhile);
+        None when there is none or it expired."""
+        loaded = self._loaded
+        if loaded is None or loaded.verifier.bundle.expired(now):
             return None
-        return verifier
+        return loaded
 
     def health(self, now: float) -> Response:
-        verifier = self.current(now)
-        if verifier is None:
+        loaded = self.current(now)
+        if loaded is None:
             return problem(not_ready())
-        bundle = verifier.bundle
+        bundle = loaded.verifier.bundle
         body = {
             "status": "ok",
             "stack": bundle.stack,
@@ -247,12 +249,12 @@ class Endpoint:
         return response
 
     def _serve(self, authorization: str | None, now: float) -> Response:
-        verifier = self.current(now)
-        if verifier is None:
+        loaded = self.current(now)
+        if loaded is None:
             raise not_ready()
-        claims = verifier.verify(authorization, now)
+        claims = loaded.verifier.verify(authorization, now)
         self.replay.check(claims.client, claims.jti, now, claims.iat)
-        bundle = verifier.bundle
+        bundle = loaded.verifier.bundle
         client = bundle.clients[claims.client]
         chosen = selection.select(client, claims.install_id, claims.app_version)
         if chosen is None:
@@ -264,7 +266,7 @@ class Endpoint:
             raise bad_request("epk cannot be used for ECDH-ES") from None
         held = installs.held_label(claims.held, client.credential_ids)
         self.metrics.count_served(claims.client, chosen.id, held)
-        hasher = self._hasher
+        hasher = loaded.hasher
         digest = hasher(claims.install_id) if hasher is not None else None
         if digest is not None:
             self.metrics.count_install(claims.client, held, digest, now)

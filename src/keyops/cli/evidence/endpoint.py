@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 import urllib.error
 import urllib.request
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -121,10 +120,3 @@ def merged_ids(readings: list[Metrics]) -> dict[str, set[str]]:
 
 def counts(readings: list[Metrics], kind: str) -> list[Tally]:
     return [r.installs if kind == "installs" else r.requests for r in readings]
-
-
-def unknown_total(readings: list[Metrics]) -> Counter[str]:
-    total: Counter[str] = Counter()
-    for reading in readings:
-        total.update(reading.installs.unknown)
-    return total
