@@ -26,9 +26,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from keyops.cli import job_summary
 from keyops.cli.github import GitHub, check_sha
 from keyops.cli.reporters import Report, markdown
+from keyops.core.atomic import append_nofollow
 from keyops.core.dates import NOW_HELP, parse_day
 from keyops.core.errors import EXIT_OK, GitHubError, InputError, KeyopsError, UsageError
 from keyops.core.findings import Finding, Severity
@@ -205,7 +205,8 @@ def run(args: argparse.Namespace, github: GitHub) -> int:
         "they arrive._\n"
     )
     if args.summary is not None:
-        job_summary.append(args.summary, result.report + footer)
+        # Appended: every step of the job adds its section to the runner's one summary file.
+        append_nofollow(args.summary, (result.report + footer).encode("utf-8"))
     if args.comment:
         print(upsert_comment(github, args.pr, result.report + footer))
     if not args.no_status:

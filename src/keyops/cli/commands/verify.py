@@ -37,11 +37,12 @@ from urllib.parse import urlsplit
 
 from keyops import __version__
 from keyops.build.stacks import load_stack
-from keyops.cli import job_summary, reporters, verify_cache
+from keyops.cli import reporters, verify_cache
 from keyops.cli.reporters import Report
 from keyops.cli.reporters.markdown import cell
 from keyops.cli.reporters.text import use_colour
 from keyops.client.transport import Request, http_transport
+from keyops.core.atomic import append_nofollow
 from keyops.core.dates import NOW_HELP, parse_now
 from keyops.core.errors import (
     EXIT_FINDINGS,
@@ -586,7 +587,8 @@ def verify(args: argparse.Namespace) -> int:
                 )
             )
     if args.summary is not None:
-        job_summary.append(args.summary, render_markdown(plan_, done, found, why))
+        # Appended: every step of the job adds its section to the runner's one summary file.
+        append_nofollow(args.summary, render_markdown(plan_, done, found, why).encode("utf-8"))
     remember(root, plan_, done, checked_at)
     results = [o.result for o in done]
     if results and "unreachable" in results and not {"live", "rejected"} & set(results):
